@@ -1,0 +1,95 @@
+"""The small protocol every way of running a model follows, and the device helpers they share."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from ..config import TargetSpec
+from ..errors import DeviceUnavailableError
+
+
+class Backend(Protocol):
+    spec: TargetSpec
+
+    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
+        """Take a CPU fp32 model (the backend copies it; the caller's stays untouched)."""
+
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One forward of a CPU fp32 batch; outputs come back on the CPU, in the model's output order."""
+
+    def step(self, batch: torch.Tensor) -> Callable[[], Any]:
+        """A forward with the batch already placed on the device: what the latency figures time."""
+
+    def synchronize(self) -> None:
+        """Wait for the device to finish queued work, so a timer measures it."""
+
+    def describe(self) -> dict[str, Any]:
+        """What ran: backend, device name, dtype, runtime versions."""
+
+
+def check_device(device: str, index: int | None) -> None:
+    """Raise DeviceUnavailableError, naming what is missing, unless `device[:index]` can run torch code."""
+    if device == "cpu":
+        return
+    if device == "npu":
+        try:
+            import torch_npu  # noqa: F401  (registers torch.npu)
+        except ImportError as error:
+            raise DeviceUnavailableError(
+                f"torch_npu not installed ({error}); install the torch_npu that matches your CANN and torch, "
+                "e.g. pip install 'portproof[npu]'"
+            ) from None
+    if device == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        module = getattr(torch, device, None)
+        available = module is not None and module.is_available()
+        count = module.device_count() if available else 0
+    if not available:
+        raise DeviceUnavailableError(f"device {device!r} is not available here ({_why_absent(device)}); choose another --target")
+    if index is not None and index >= count:
+        raise DeviceUnavailableError(f"{device}:{index} does not exist: this machine has {count} {device} device(s)")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cpu":
+        return
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and accelerator.is_available() and accelerator.current_accelerator().type == device.type:
+        accelerator.synchronize(device)
+    else:
+        getattr(torch, device.type).synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cpu":
+        return cpu_name()
+    if device.type == "mps":
+        return "Apple MPS"
+    module = getattr(torch, device.type)
+    return str(module.get_device_name(device)) if hasattr(module, "get_device_name") else device.type
+
+
+def cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _why_absent(device: str) -> str:
+    if device == "cuda":
+        built = torch.version.cuda
+        return f"torch {torch.__version__} is built with CUDA {built} but finds no GPU" if built else f"torch {torch.__version__} has no CUDA support"
+    if device == "npu":
+        return "torch_npu is installed but finds no NPU; check the driver with npu-smi info"
+    return f"torch {torch.__version__} finds no {device} device"

@@ -1,0 +1,65 @@
+"""Eager PyTorch on any device (cpu, cuda, npu, xpu, mps) in any dtype, or under autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..config import TargetSpec
+from .base import check_device, device_name, synchronize
+
+# fp64 is not offered to users as a target dtype; the pipeline uses it for the noise-floor reference.
+CAST_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+AUTOCAST_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
+
+
+class EagerBackend:
+    def __init__(self, spec: TargetSpec):
+        check_device(spec.device, spec.index)
+        self.spec = spec
+        self.device = torch.device(spec.device_string)
+        self.model: nn.Module | None = None
+
+    @property
+    def parameter_dtype(self) -> torch.dtype:
+        return CAST_DTYPES.get(self.spec.dtype, torch.float32)
+
+    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
+        self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
+
+    def place(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.to(device=self.device, dtype=self.parameter_dtype)
+
+    def forward(self, placed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode(), self._autocast():
+            outputs = self.model(placed)
+        return outputs if isinstance(outputs, tuple) else (outputs,)
+
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(output.cpu() for output in self.forward(self.place(batch)))
+
+    def step(self, batch: torch.Tensor) -> Callable[[], Any]:
+        placed = self.place(batch)
+        return lambda: self.forward(placed)
+
+    def synchronize(self) -> None:
+        synchronize(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.spec.backend,
+            "device": self.spec.device_string,
+            "device_name": device_name(self.device),
+            "dtype": self.spec.dtype,
+            "autocast": self.spec.dtype in AUTOCAST_DTYPES,
+            "torch": torch.__version__,
+        }
+
+    def _autocast(self):
+        if self.spec.dtype in AUTOCAST_DTYPES:
+            return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[self.spec.dtype])
+        return contextlib.nullcontext()

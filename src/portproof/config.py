@@ -1,0 +1,123 @@
+"""What a check is asked to do: frozen settings, each default stated once, here.
+
+The CLI builds these from argv and passes only what the user gave; the pipeline reads them and never
+changes them. `parse_target` turns the `[backend@]device[:index][/dtype]` syntax into a TargetSpec.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "vit_tiny_patch16_224"
+BACKENDS = ("eager", "compile", "onnxruntime")
+DEVICES = ("cpu", "cuda", "npu", "xpu", "mps")
+DTYPES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
+ACCELERATORS = ("npu", "cuda", "xpu", "mps")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where the weights come from: `auto` searches (file, ModelScope caches, HF cache, download)."""
+
+    source: str = "auto"  # "auto" | "random" | a path to a file or directory
+    cache_dirs: tuple[str, ...] = ()  # extra ModelScope-style roots, searched first
+    offline: bool = False  # never try a download
+    require_pretrained: bool = False  # random initialisation becomes an error
+    allow_partial: bool = False  # missing / unexpected keys are recorded instead of refused
+    download_timeout_s: float = 10.0
+    seed: int = 0  # seeds the random initialisation when no weights are found
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    source: str = "images"  # "images" (bundled photos) | "random" | a directory of the user's images
+    num_samples: int = 8
+    batch_size: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    backend: str = "eager"
+    device: str = "cpu"
+    index: int | None = None
+    dtype: str = "fp32"
+
+    @property
+    def device_string(self) -> str:
+        return self.device if self.index is None else f"{self.device}:{self.index}"
+
+    @property
+    def label(self) -> str:
+        """The canonical spelling, which `parse_target` reads back to an equal spec."""
+        prefix = "" if self.backend == "eager" else f"{self.backend}@"
+        suffix = "" if self.dtype == "fp32" else f"/{self.dtype}"
+        return f"{prefix}{self.device_string}{suffix}"
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The verdict's thresholds (see README, "Verdict")."""
+
+    min_cosine: float = 0.99
+    max_rel_l2: float = 0.01
+    require_top1: bool = True
+
+
+@dataclass(frozen=True)
+class TimingSpec:
+    enabled: bool = True
+    warmup: int = 10
+    iters: int = 50
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    directory: str = "logs"
+    save_tensors: bool = False
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    weights: WeightsSpec = field(default_factory=WeightsSpec)
+    inputs: InputSpec = field(default_factory=InputSpec)
+    reference: TargetSpec = field(default_factory=TargetSpec)
+    targets: tuple[TargetSpec, ...] | None = None  # None: every accelerator present (see backends.registry)
+    criteria: Criteria = field(default_factory=Criteria)
+    timing: TimingSpec = field(default_factory=TimingSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    fp64_reference: bool = True
+    command_line: str = ""
+
+
+_TARGET_PATTERN = re.compile(
+    r"^(?:(?P<backend>[a-z_]+)@)?(?P<device>[a-z]+)(?::(?P<index>\d+))?(?:/(?P<dtype>[a-z0-9-]+))?$"
+)
+
+
+def parse_target(text: str) -> TargetSpec:
+    """`[backend@]device[:index][/dtype]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`, `cuda/amp-bf16`."""
+    match = _TARGET_PATTERN.match(text.strip().lower())
+    if not match:
+        raise ConfigError(
+            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype], e.g. npu:0/fp16 or onnxruntime@cpu"
+        )
+    backend = match["backend"] or "eager"
+    device = match["device"]
+    dtype = match["dtype"] or "fp32"
+    for value, allowed, what in ((backend, BACKENDS, "backend"), (device, DEVICES, "device"), (dtype, DTYPES, "dtype")):
+        if value not in allowed:
+            raise ConfigError(f"unknown {what} {value!r} in target {text!r}; choose one of: {', '.join(allowed)}")
+    if backend == "onnxruntime" and dtype.startswith("amp-"):
+        raise ConfigError(f"target {text!r}: autocast ({dtype}) exists only in PyTorch; use fp16 or fp32 with onnxruntime")
+    index = int(match["index"]) if match["index"] is not None else None
+    return TargetSpec(backend=backend, device=device, index=index, dtype=dtype)

@@ -1,0 +1,41 @@
+"""The one exception tree. Each error stops the run (exit 2) and its message says what to do next.
+
+    PortproofError
+    ├── ConfigError             an option or spec that cannot be used
+    ├── ModelNotFoundError      unknown model name
+    ├── WeightsError            a checkpoint that cannot be found, read or loaded into the model
+    ├── InputError              no usable input images
+    ├── DeviceUnavailableError  a requested device or runtime is absent
+    └── OutputError             the output directory cannot be written
+
+A mismatch between reference and target is a result (FAIL), never an exception; a target that crashes
+while running is recorded as that target's ERROR and the other targets go on.
+"""
+
+
+class PortproofError(Exception):
+    """Base class: the check could not run."""
+
+
+class ConfigError(PortproofError):
+    pass
+
+
+class ModelNotFoundError(PortproofError):
+    pass
+
+
+class WeightsError(PortproofError):
+    pass
+
+
+class InputError(PortproofError):
+    pass
+
+
+class DeviceUnavailableError(PortproofError):
+    pass
+
+
+class OutputError(PortproofError):
+    pass

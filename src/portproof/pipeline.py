@@ -1,0 +1,170 @@
+"""Orchestration only: load, build inputs, run the reference and each target, compare, time.
+
+A target that raises while it runs becomes that target's ERROR; the others still run. Problems that make
+the whole check meaningless (unknown model, bad weights, absent device) raise a PortproofError before
+any target runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Callable
+
+import torch
+
+from . import environment, inputs, models
+from .backends import registry
+from .backends.base import Backend
+from .compare import compare_outputs, judge, relative_l2, with_noise_floor
+from .config import CheckConfig, TargetSpec
+from .result import CheckResult, InputInfo, ModelInfo, ReferenceResult, TargetResult
+from .timing import measure
+
+Progress = Callable[[str], None]
+
+
+def run_check(config: CheckConfig, progress: Progress = lambda message: None) -> CheckResult:
+    started, clock = _now(), time.perf_counter()
+    notes: list[str] = []
+
+    progress(f"loading {config.model.name}")
+    loaded = models.load(config.model, config.weights)
+    if not loaded.provenance.pretrained_used:
+        notes.append("no pretrained weights were loaded: the model is randomly initialised (seed "
+                     f"{loaded.provenance.random_seed}); the comparison checks numerics only")
+    input_set = inputs.build(config.inputs, loaded.data_config)
+    batches = input_set.batches(config.inputs.batch_size)
+
+    target_specs = config.targets
+    if target_specs is None:
+        target_specs, why = registry.auto_targets()
+        notes.append(why)
+    # Every backend is created before anything runs, so an absent device stops the check at once.
+    reference_backend = registry.create(config.reference)
+    target_backends = [registry.create(spec) for spec in target_specs]
+
+    progress(f"running the reference ({config.reference.label})")
+    reference_outputs, reference_latency = _run_side(reference_backend, loaded.module, batches, config)
+    named_reference = dict(zip(loaded.output_names, reference_outputs))
+    reference_description = reference_backend.describe()
+    del reference_backend
+
+    fp64_outputs = None
+    if config.fp64_reference:
+        progress("running the float64 reference (noise floor)")
+        fp64_backend = registry.create(TargetSpec(device="cpu", dtype="fp64"))
+        fp64_outputs = dict(zip(loaded.output_names, _run_all(fp64_backend, loaded.module, batches)[0]))
+        del fp64_backend
+
+    targets, target_tensors = [], {}
+    for position, (spec, backend) in enumerate(zip(target_specs, target_backends)):
+        progress(f"running target {position} ({spec.label})")
+        result, outputs = _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config)
+        targets.append(result)
+        target_tensors[f"target-{position}"] = outputs
+        target_backends[position] = None  # free the target's model before the next one loads
+
+    tensors = None
+    if config.output.save_tensors:
+        tensors = {"inputs": {"input": input_set.tensor}, "reference": named_reference,
+                   **{k: v for k, v in target_tensors.items() if v}}
+    return CheckResult(
+        config=replace(config, targets=tuple(target_specs)),
+        model=ModelInfo(
+            requested=config.model.name,
+            family=loaded.identity.family,
+            architecture=loaded.identity.architecture,
+            tag=loaded.identity.tag,
+            hub_repo=loaded.identity.hub_repo,
+            num_parameters=loaded.num_parameters,
+            output_names=loaded.output_names,
+            classifier_output=loaded.classifier_output,
+        ),
+        weights=loaded.provenance,
+        inputs=InputInfo(
+            kind=input_set.kind,
+            num_samples=input_set.tensor.shape[0],
+            batch_size=config.inputs.batch_size,
+            shape=tuple(input_set.tensor.shape),
+            seed=input_set.seed,
+            sources=input_set.sources,
+            skipped=input_set.skipped,
+            preprocessing=input_set.preprocessing,
+        ),
+        reference=ReferenceResult(
+            label=config.reference.label,
+            description=reference_description,
+            output_shapes={name: tuple(t.shape) for name, t in named_reference.items()},
+            latency=reference_latency,
+            rel_l2_vs_fp64=(
+                {name: relative_l2(fp64_outputs[name], named_reference[name]) for name in loaded.output_names}
+                if fp64_outputs else None
+            ),
+        ),
+        targets=tuple(targets),
+        environment={**environment.collect(), "command_line": config.command_line},
+        started_at=started,
+        finished_at=_now(),
+        duration_s=time.perf_counter() - clock,
+        notes=tuple(notes),
+        tensors=tensors,
+    )
+
+
+def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config):
+    """One target, start to end; any exception it raises becomes its ERROR result."""
+    description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
+    try:
+        outputs, latency = _run_side(backend, loaded.module, batches, config)
+        description = backend.describe()
+        if len(outputs) != len(loaded.output_names):
+            raise RuntimeError(f"returned {len(outputs)} outputs, the reference {len(loaded.output_names)}")
+        named = dict(zip(loaded.output_names, outputs))
+        comparisons = []
+        for name in loaded.output_names:
+            comparison = compare_outputs(named_reference[name], named[name], config.criteria, name=name,
+                                         classifier=name == loaded.classifier_output)
+            if fp64_outputs is not None and comparison.shape_match:
+                comparison = with_noise_floor(
+                    comparison,
+                    relative_l2(fp64_outputs[name], named_reference[name]),
+                    relative_l2(fp64_outputs[name], named[name]),
+                )
+            comparisons.append(comparison)
+    except Exception as error:  # the target's failure is its result; the check goes on
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return TargetResult(spec.label, "ERROR", description, error=f"{type(error).__name__}: {message}"), {}
+    verdict = judge(comparisons)
+    speedup = None
+    if latency is not None and reference_latency is not None and latency.median_ms > 0:
+        speedup = reference_latency.median_ms / latency.median_ms
+    return TargetResult(spec.label, verdict.status, description, tuple(comparisons), verdict, latency, speedup), named
+
+
+def _run_side(backend: Backend, module, batches, config: CheckConfig):
+    outputs, cold_ms = _run_all(backend, module, batches)
+    latency = None
+    if config.timing.enabled:
+        latency = measure(backend.step(batches[0]), backend.synchronize, config.timing, batches[0].shape[0], cold_ms)
+    return outputs, latency
+
+
+def _run_all(backend: Backend, module, batches) -> tuple[tuple[torch.Tensor, ...], float]:
+    """Every batch through the backend, outputs concatenated per output; also the first call's time."""
+    backend.prepare(module, batches[0])
+    per_batch = []
+    for index, batch in enumerate(batches):
+        if index == 0:
+            start = time.perf_counter()
+            per_batch.append(backend.run(batch))
+            backend.synchronize()
+            cold_ms = (time.perf_counter() - start) * 1000.0
+        else:
+            per_batch.append(backend.run(batch))
+    return tuple(torch.cat(parts) for parts in zip(*per_batch)), cold_ms
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,81 @@
+"""Latency: warm-up, then synchronised timed runs, summarised. `summarize` is pure and tested alone."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import TimingSpec
+
+HIGH_SPREAD_CV = 0.10  # a coefficient of variation above this earns a warning
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-batch latency in milliseconds."""
+
+    batch_size: int
+    warmup: int
+    iters: int
+    cold_ms: float | None  # the very first forward (lazy initialisation, compilation)
+    mean_ms: float
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    std_ms: float
+    cv: float  # std / mean
+    throughput_samples_per_s: float
+    samples_ms: tuple[float, ...]
+
+    @property
+    def high_spread(self) -> bool:
+        return self.cv > HIGH_SPREAD_CV
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    position = (len(sorted_values) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def summarize(samples_ms: list[float], batch_size: int, warmup: int, cold_ms: float | None) -> LatencyStats:
+    ordered = sorted(samples_ms)
+    mean = statistics.fmean(ordered)
+    std = statistics.pstdev(ordered) if len(ordered) > 1 else 0.0
+    return LatencyStats(
+        batch_size=batch_size,
+        warmup=warmup,
+        iters=len(ordered),
+        cold_ms=cold_ms,
+        mean_ms=mean,
+        median_ms=percentile(ordered, 0.5),
+        p90_ms=percentile(ordered, 0.9),
+        p99_ms=percentile(ordered, 0.99),
+        min_ms=ordered[0],
+        max_ms=ordered[-1],
+        std_ms=std,
+        cv=std / mean if mean > 0 else 0.0,
+        throughput_samples_per_s=batch_size * 1000.0 / mean if mean > 0 else 0.0,
+        samples_ms=tuple(samples_ms),
+    )
+
+
+def measure(step: Callable[[], Any], synchronize: Callable[[], None], spec: TimingSpec, batch_size: int,
+            cold_ms: float | None) -> LatencyStats:
+    """Time `step` after `spec.warmup` untimed runs; each timed run ends with the device synchronised."""
+    for _ in range(spec.warmup):
+        step()
+    synchronize()
+    samples = []
+    for _ in range(spec.iters):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return summarize(samples, batch_size, spec.warmup, cold_ms)

@@ -1,0 +1,241 @@
+"""Finding a model's pretrained weights, loading them strictly, and recording where they came from.
+
+Search order for `--weights auto` (README, "Weights"): an explicit path, ModelScope-style caches, the
+Hugging Face hub cache, a hub download (unless offline), and last a seeded random initialisation that
+every report announces. Pickled checkpoints are read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import WeightsSpec
+from .errors import WeightsError
+
+CHECKPOINT_FILES = ("model.safetensors", "pytorch_model.bin")
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
+
+
+@dataclass(frozen=True)
+class WeightsProvenance:
+    source_kind: str  # "file" | "modelscope-cache" | "hf-cache" | "hf-download" | "random"
+    pretrained_used: bool
+    local_weight_used: bool  # read from this machine's disk without downloading in this run
+    path: str | None = None
+    file_size: int | None = None
+    sha256: str | None = None
+    hub_repo: str | None = None
+    missing_keys: tuple[str, ...] = ()
+    unexpected_keys: tuple[str, ...] = ()
+    partial_allowed: bool = False
+    random_seed: int | None = None
+    searched: tuple[str, ...] = ()  # every place looked at, in order, with what was found there
+
+
+@dataclass
+class _Search:
+    """The places looked at so far, kept for the summary and for the error when nothing is found."""
+
+    places: list[str] = field(default_factory=list)
+
+    def note(self, place: str, outcome: str) -> None:
+        self.places.append(f"{place}: {outcome}")
+
+
+def load_weights(model: nn.Module, full_name: str, hub_repo: str | None, spec: WeightsSpec) -> WeightsProvenance:
+    """Find the checkpoint per `spec`, load it into `model` and say where it came from."""
+    if spec.source == "random":
+        return WeightsProvenance("random", False, False, hub_repo=hub_repo, random_seed=spec.seed, searched=("--weights random",))
+    if spec.source != "auto":
+        path = checkpoint_in(Path(spec.source).expanduser())
+        return apply_checkpoint(model, path, "file", True, hub_repo, spec, searched=(f"{spec.source}: found",))
+
+    search = _Search()
+    owner, name = (hub_repo or f"timm/{full_name}").split("/", 1)
+    for root in modelscope_roots(spec):
+        for directory in modelscope_dirs(Path(root), owner, name):
+            found = first_checkpoint(directory)
+            search.note(str(directory), "found" if found else "absent")
+            if found:
+                return apply_checkpoint(model, found, "modelscope-cache", True, hub_repo, spec, tuple(search.places))
+    if hub_repo:
+        cache = hf_cache_dir()
+        found = first_in_hf_cache(hub_repo, cache)
+        search.note(f"Hugging Face cache {cache} ({hub_repo})", "found" if found else "absent")
+        if found:
+            return apply_checkpoint(model, found, "hf-cache", True, hub_repo, spec, tuple(search.places))
+        if spec.offline or _env_true("HF_HUB_OFFLINE"):
+            search.note("download", "skipped (offline)")
+        else:
+            downloaded, outcome = download(hub_repo, cache, spec.download_timeout_s)
+            search.note(f"download {hub_repo}", outcome)
+            if downloaded:
+                return apply_checkpoint(model, downloaded, "hf-download", False, hub_repo, spec, tuple(search.places))
+    else:
+        search.note("Hugging Face hub", f"no pretrained repository is registered for {full_name}")
+    if spec.require_pretrained:
+        raise WeightsError(
+            f"no pretrained weights found for {full_name} (looked in: {'; '.join(search.places)}); "
+            "pass --weights PATH or --weights-cache DIR, or drop --require-pretrained"
+        )
+    return WeightsProvenance(
+        "random", False, False, hub_repo=hub_repo, random_seed=spec.seed, searched=tuple(search.places)
+    )
+
+
+def modelscope_roots(spec: WeightsSpec) -> list[str]:
+    roots = list(spec.cache_dirs)
+    roots += [p for p in os.environ.get("PORTPROOF_WEIGHTS_CACHE", "").split(os.pathsep) if p]
+    if os.environ.get("MODELSCOPE_CACHE"):
+        roots += [os.environ["MODELSCOPE_CACHE"], os.path.join(os.environ["MODELSCOPE_CACHE"], "hub")]
+    roots.append(os.path.expanduser("~/.cache/modelscope/hub"))
+    return list(dict.fromkeys(roots))  # keep order, drop repeats
+
+
+def modelscope_dirs(root: Path, owner: str, name: str) -> list[Path]:
+    """ModelScope writes each '.' of a repository name as '___'; older caches keep it."""
+    names = dict.fromkeys([name.replace(".", "___"), name])
+    return [root / sub / owner / n for sub in ("", "models") for n in names]
+
+
+def first_checkpoint(directory: Path) -> Path | None:
+    return next((directory / f for f in CHECKPOINT_FILES if (directory / f).is_file()), None)
+
+
+def checkpoint_in(path: Path) -> Path:
+    """An explicit --weights PATH: a checkpoint file, or a directory holding one."""
+    if path.is_dir():
+        found = first_checkpoint(path)
+        if found is None:
+            raise WeightsError(f"{path} holds neither {' nor '.join(CHECKPOINT_FILES)}; point --weights at the checkpoint file")
+        return found
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist; check the path, or use --weights auto to search the caches")
+    return path
+
+
+def hf_cache_dir() -> str:
+    """Read at call time (huggingface_hub reads its environment once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface")
+    return os.path.join(home, "hub")
+
+
+def first_in_hf_cache(hub_repo: str, cache: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in CHECKPOINT_FILES:
+        found = try_to_load_from_cache(hub_repo, filename, cache_dir=cache)
+        if isinstance(found, str):  # otherwise None, or a marker that the file is known not to exist
+            return Path(found)
+    return None
+
+
+def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, str]:
+    """Try the hub; an unreachable network costs at most `timeout_s` per request."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(hub_repo, CHECKPOINT_FILES[0], cache_dir=cache, etag_timeout=timeout_s)), "downloaded"
+    except Exception as error:  # network, auth, missing file: all mean "not from here"
+        return None, f"failed ({type(error).__name__}: {_first_line(error)})"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint without executing anything it contains."""
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty; download it again")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as error:
+            raise WeightsError(
+                f"weights file {path} is not a readable safetensors file ({_first_line(error)}); it may be truncated: download it again"
+            ) from None
+    if path.suffix in PICKLE_SUFFIXES:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise WeightsError(
+                f"weights file {path} cannot be read safely ({_first_line(error)}); "
+                "if it is a checkpoint you trust, convert it to .safetensors"
+            ) from None
+        return _unwrap(state, path)
+    raise WeightsError(f"weights file {path}: unknown format {path.suffix!r}; use .safetensors, .bin, .pth or .pt")
+
+
+def apply_checkpoint(
+    model: nn.Module, path: Path, kind: str, local: bool, hub_repo: str | None, spec: WeightsSpec, searched: tuple[str, ...]
+) -> WeightsProvenance:
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            raise WeightsError(
+                f"weights file {path} does not fit this model: {key} has shape {list(tensor.shape)} in the file "
+                f"and {list(expected[key].shape)} in the model; is it the checkpoint of another architecture or num_classes?"
+            )
+    missing = tuple(k for k in expected if k not in state)
+    unexpected = tuple(k for k in state if k not in expected)
+    if (missing or unexpected) and not spec.allow_partial:
+        raise WeightsError(
+            f"weights file {path} does not match the model: {len(missing)} missing keys {_first_keys(missing)}, "
+            f"{len(unexpected)} unexpected keys {_first_keys(unexpected)}; pass --allow-partial-weights to load it anyway"
+        )
+    model.load_state_dict(state, strict=False)
+    return WeightsProvenance(
+        source_kind=kind,
+        pretrained_used=True,
+        local_weight_used=local,
+        path=str(path.resolve()),
+        file_size=path.stat().st_size,
+        sha256=sha256_of(path),
+        hub_repo=hub_repo,
+        missing_keys=missing,
+        unexpected_keys=unexpected,
+        partial_allowed=spec.allow_partial,
+        searched=searched,
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    """Training checkpoints often nest the weights under 'state_dict' or 'model'."""
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights file {path} holds no state dict of tensors; save model.state_dict() instead")
+    return state
+
+
+def _first_keys(keys: tuple[str, ...], limit: int = 5) -> str:
+    if not keys:
+        return ""
+    more = f", ... ({len(keys) - limit} more)" if len(keys) > limit else ""
+    return "(" + ", ".join(keys[:limit]) + more + ")"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
