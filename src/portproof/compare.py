@@ -231,8 +231,8 @@ def assess(c: OutputComparison, criteria: Criteria) -> OutputComparison:
     cosine_ok = c.cosine_similarity >= criteria.min_cosine
     rel_ok = c.rel_l2 <= criteria.max_rel_l2
     parts = [
-        f"cosine_similarity={c.cosine_similarity:.6f}{'>=' if cosine_ok else '<'}{criteria.min_cosine:g}",
-        f"rel_l2={c.rel_l2:.3e}{'<=' if rel_ok else '>'}{criteria.max_rel_l2:g}",
+        f"cosine_similarity={c.cosine_similarity:.6f} {'≥' if cosine_ok else '<'} {criteria.min_cosine:g}",
+        f"rel_l2={c.rel_l2:.3e} {'≤' if rel_ok else '>'} {criteria.max_rel_l2:g}",
     ]
     if not cosine_ok:
         failures.append(f"{c.name}: cosine_similarity {c.cosine_similarity:.6f} is below {criteria.min_cosine:g}")
@@ -244,7 +244,7 @@ def assess(c: OutputComparison, criteria: Criteria) -> OutputComparison:
         parts.append(f"tie-aware top-1 agrees on {agreed}/{samples} samples")
         if c.topk.forgiven_samples:
             parts.append(f"near-tie swaps forgiven on samples {_list_samples(c.topk.forgiven_samples)}")
-        if criteria.require_top1 and not c.topk.tie_aware_top1_match:
+        if not c.topk.tie_aware_top1_match:
             failures.append(f"{c.name}: top-1 class differs on samples {_list_samples(c.topk.mismatched_samples)}")
     return replace(c, within_thresholds=cosine_ok and rel_ok, failures=tuple(failures), basis=f"{c.name}: " + ", ".join(parts))
 

@@ -69,7 +69,6 @@ class Criteria:
 
     min_cosine: float = 0.99
     max_rel_l2: float = 0.01
-    require_top1: bool = True
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,9 @@ def run_check(config: CheckConfig, progress: Progress = lambda message: None) ->
 
     tensors = None
     if config.output.save_tensors:
+        # fp16/bf16 outputs are stored as float32 (exact), so any tool, numpy included, can read them.
         tensors = {"inputs": {"input": input_set.tensor}, "reference": named_reference,
-                   **{k: v for k, v in target_tensors.items() if v}}
+                   **{k: {n: t.float() for n, t in v.items()} for k, v in target_tensors.items() if v}}
     return CheckResult(
         config=replace(config, targets=tuple(target_specs)),
         model=ModelInfo(

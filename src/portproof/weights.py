@@ -139,13 +139,34 @@ def first_in_hf_cache(hub_repo: str, cache: str) -> Path | None:
 
 
 def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, str]:
-    """Try the hub; an unreachable network costs at most `timeout_s` per request."""
+    """Try the hub. huggingface_hub retries a refused connection for about 20 s, so reachability is
+    probed first: an unreachable network costs at most `timeout_s`."""
     from huggingface_hub import hf_hub_download
 
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    unreachable = _unreachable(endpoint, timeout_s)
+    if unreachable:
+        return None, f"skipped: {endpoint} unreachable ({unreachable})"
     try:
-        return Path(hf_hub_download(hub_repo, CHECKPOINT_FILES[0], cache_dir=cache, etag_timeout=timeout_s)), "downloaded"
+        path = hf_hub_download(hub_repo, CHECKPOINT_FILES[0], cache_dir=cache, etag_timeout=timeout_s, endpoint=endpoint)
+        return Path(path), "downloaded"
     except Exception as error:  # network, auth, missing file: all mean "not from here"
         return None, f"failed ({type(error).__name__}: {_first_line(error)})"
+
+
+def _unreachable(endpoint: str, timeout_s: float) -> str | None:
+    """Why a TCP connection to the endpoint (or the HTTPS proxy in front of it) cannot be made, or None."""
+    import socket
+    from urllib.parse import urlsplit
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy if proxy and endpoint.startswith("https") else endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as error:
+        return error.strerror or type(error).__name__
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,186 @@
+"""The command line: argv -> CheckConfig, human output, exit codes.
+
+Exit codes: 0 every target passed, 1 a target failed its criteria (or raised), 2 the check could not
+run, 130 interrupted. Only options the user gave are passed on; every default lives in config.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import replace
+
+from . import __version__
+from .config import CheckConfig, Criteria, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
+from .errors import ConfigError, PortproofError
+from .result import RANDOM_WEIGHTS_BANNER, CheckResult
+
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "env":
+            return print_environment()
+        return run_check_command(args, argv)
+    except PortproofError as error:
+        print(f"portproof: error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print("portproof: interrupted; no report was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in our one-line form (exit 2, as ours)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_CANNOT_RUN, f"portproof: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="portproof", description="Prove that a model port computes the same thing, and time it.")
+    parser.add_argument("--version", action="version", version=f"portproof {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = commands.add_parser("check", help="compare a model on targets against a reference and write a report",
+                                description="Compare a model on one or more targets against a reference, time both, "
+                                            "and write summary.json, accuracy_compare.log and report.md.")
+    commands.add_parser("env", help="show versions and which devices and backends are available")
+    # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
+    S = argparse.SUPPRESS
+    check.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix "
+                                                           "(default vit_tiny_patch16_224)")
+    group = check.add_argument_group("weights")
+    group.add_argument("--weights", default=S, metavar="auto|PATH|random",
+                       help="auto (default) searches the caches then the hub; PATH is a checkpoint file or directory")
+    group.add_argument("--weights-cache", action="append", default=S, metavar="DIR",
+                       help="a ModelScope-style cache root to search first (repeatable)")
+    group.add_argument("--offline", action="store_true", default=S, help="never download weights")
+    group.add_argument("--require-pretrained", action="store_true", default=S,
+                       help="fail (exit 2) instead of falling back to random weights")
+    group.add_argument("--allow-partial-weights", action="store_true", default=S,
+                       help="load a checkpoint with missing or unexpected keys (recorded in the summary)")
+    group = check.add_argument_group("inputs")
+    group.add_argument("--inputs", default=S, metavar="images|random|DIR",
+                       help="bundled photos (default), seeded random tensors, or a folder of your images")
+    group.add_argument("--num-samples", type=int, default=S, help="number of inputs (default 8)")
+    group.add_argument("--batch-size", type=int, default=S, help="batch size for comparison and latency (default 1)")
+    group.add_argument("--seed", type=int, default=S, help="seed for random inputs and random weights (default 0)")
+    group = check.add_argument_group("reference and targets")
+    group.add_argument("--reference", default=S, metavar="SPEC", help="[backend@]device[:index][/dtype] (default cpu)")
+    group.add_argument("--target", action="append", default=S, metavar="SPEC",
+                       help="repeatable; e.g. npu, npu:0/fp16, cuda/amp-bf16, onnxruntime@cpu, compile@cpu; "
+                            "auto (default) = every accelerator present")
+    group.add_argument("--no-fp64-reference", action="store_true", default=S,
+                       help="skip the float64 CPU run that measures the noise floor")
+    group = check.add_argument_group("criteria")
+    group.add_argument("--min-cosine", type=float, default=S, help="lowest passing cosine similarity (default 0.99)")
+    group.add_argument("--max-rel-l2", type=float, default=S, help="highest passing relative L2 error (default 0.01)")
+    group = check.add_argument_group("latency")
+    group.add_argument("--warmup", type=int, default=S, help="untimed runs before timing (default 10)")
+    group.add_argument("--iters", type=int, default=S, help="timed runs (default 50)")
+    group.add_argument("--no-bench", action="store_true", default=S, help="skip the latency measurement")
+    group = check.add_argument_group("output")
+    group.add_argument("--out", default=S, metavar="DIR", help="output directory (default logs)")
+    group.add_argument("--save-tensors", action="store_true", default=S,
+                       help="also write inputs and outputs as safetensors under DIR/tensors/")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
+    given = vars(args)
+    _check_ranges(given)
+    seed = {"seed": given["seed"]} if "seed" in given else {}
+    weights = WeightsSpec(**_pick(given, weights="source", weights_cache="cache_dirs", offline="offline",
+                                  require_pretrained="require_pretrained", allow_partial_weights="allow_partial"), **seed)
+    if isinstance(weights.cache_dirs, list):
+        weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
+    inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
+    timing = TimingSpec(**_pick(given, warmup="warmup", iters="iters"))
+    if given.get("no_bench"):
+        timing = replace(timing, enabled=False)
+    targets = given.get("target")
+    if targets is not None:
+        targets = None if targets == ["auto"] else tuple(parse_target(t) for t in targets if t != "auto")
+    config = CheckConfig(
+        model=ModelSpec(**_pick(given, model="name")),
+        weights=weights,
+        inputs=inputs,
+        criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2")),
+        timing=timing,
+        output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors")),
+        targets=targets,
+        fp64_reference=not given.get("no_fp64_reference", False),
+        command_line=shlex.join(["portproof", *argv]),
+    )
+    if "reference" in given:
+        config = replace(config, reference=parse_target(given["reference"]))
+    return config
+
+
+def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from .pipeline import run_check
+    from .report import check_writable, write_reports
+
+    config = config_from_args(args, argv)
+    out_dir = check_writable(config.output.directory)
+    result = run_check(config, progress=lambda message: print(f"portproof: {message}", file=sys.stderr))
+    written = write_reports(result, out_dir)
+    print_summary(result, written)
+    return EXIT_PASS if result.all_passed else EXIT_FAIL
+
+
+def print_summary(result: CheckResult, written) -> None:
+    if result.random_weights:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}")
+    header = f"{'target':<22} {'verdict':<7} {'cosine':>10} {'rel_l2':>10} {'max_abs':>10} {'top-1':>7} {'median':>11} {'speedup':>8}"
+    print(header)
+    output = result.model.classifier_output or result.model.output_names[0]
+    for target in result.targets:
+        c = target.comparison(output)
+        if c is None or c.cosine_similarity is None:
+            print(f"{target.label:<22} {target.status:<7} {target.error or 'no comparable values'}")
+            continue
+        top1 = f"{c.topk.tie_aware_top1_agreement * 100:.0f}%" if c.topk else "-"
+        median = f"{target.latency.median_ms:.3f} ms" if target.latency else "-"
+        speedup = f"{target.speedup:.2f}x" if target.speedup else "-"
+        print(f"{target.label:<22} {target.status:<7} {c.cosine_similarity:>10.6f} {c.rel_l2:>10.3e} {c.max_abs_diff:>10.3e} "
+              f"{top1:>7} {median:>11} {speedup:>8}")
+        for failure in target.verdict.failures:
+            print(f"{'':<22} {failure}")
+    if result.reference.latency:
+        print(f"reference {result.reference.label}: median {result.reference.latency.median_ms:.3f} ms per batch")
+    print("wrote: " + ", ".join(str(path) for path in written))
+
+
+def print_environment() -> int:
+    from .backends.registry import availability
+    from .environment import collect
+
+    for key, value in collect().items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v) or "none"
+        print(f"{key}: {value}")
+    for name, state in availability():
+        print(f"{name}: {state}")
+    return EXIT_PASS
+
+
+def _pick(given: dict, **names: str) -> dict:
+    """Map the options the user gave (argparse names) onto dataclass field names."""
+    return {field: given[option] for option, field in names.items() if option in given}
+
+
+def _check_ranges(given: dict) -> None:
+    for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1)):
+        if option in given and given[option] < low:
+            raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
+    for option in ("min_cosine", "max_rel_l2"):
+        if option in given and not 0.0 <= given[option] <= 1.0:
+            raise ConfigError(f"--{option.replace('_', '-')} must be between 0 and 1, got {given[option]}")
