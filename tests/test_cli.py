@@ -1,0 +1,246 @@
+"""`portproof check` end to end, as a user runs it: exit codes, files, and numbers checked independently."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.torch import save_file
+
+from portproof import cli
+from portproof.backends import registry
+from portproof.backends.torch_eager import EagerBackend
+from portproof.result import RANDOM_WEIGHTS_BANNER
+
+from conftest import SMALL_MODEL
+
+FAST = ["--iters", "2", "--warmup", "1", "--num-samples", "4"]
+REPORT_FILES = {"summary.json", "accuracy_compare.log", "report.md"}
+
+
+def check(tmp_path: Path, *args: str, model: str = SMALL_MODEL) -> tuple[int, dict | None]:
+    out = tmp_path / "out"
+    code = cli.main(["check", model, "--out", str(out), *FAST, *args])
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    return code, summary
+
+
+def files_in(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()} if directory.exists() else set()
+
+
+@pytest.fixture(scope="module")
+def two_target_run(tmp_path_factory):
+    """One invocation with onnxruntime@cpu and cpu/bf16, tensors saved."""
+    tmp = tmp_path_factory.mktemp("run")
+    code = cli.main(["check", SMALL_MODEL, "--out", str(tmp), "--offline", *FAST, "--target", "onnxruntime@cpu",
+                     "--target", "cpu/bf16", "--save-tensors"])
+    return code, json.loads((tmp / "summary.json").read_text()), tmp
+
+
+def test_onnxruntime_fp32_agrees_and_bf16_shows_larger_errors(two_target_run):
+    code, summary, _ = two_target_run
+    ort, bf16 = summary["targets"]
+    assert [ort["label"], bf16["label"]] == ["onnxruntime@cpu", "cpu/bf16"]
+    assert ort["status"] == "PASS"
+    for name in ("logits", "features"):
+        ort_c = next(c for c in ort["comparisons"] if c["name"] == name)
+        bf16_c = next(c for c in bf16["comparisons"] if c["name"] == name)
+        assert ort_c["cosine_similarity"] > 0.99999
+        assert bf16_c["rel_l2"] > 20 * ort_c["rel_l2"]  # bf16 keeps 8 mantissa bits, fp32 24
+        assert bf16_c["noise_multiple"] > ort_c["noise_multiple"]
+    assert code == (0 if bf16["status"] == "PASS" else 1)
+    assert ort["latency"]["iters"] == 2 and ort["latency"]["median_ms"] > 0 and ort["speedup"] > 0
+
+
+def test_summary_has_the_original_reports_flat_fields(two_target_run):
+    _, summary, _ = two_target_run
+    ort_logits = next(c for c in summary["targets"][0]["comparisons"] if c["name"] == "logits")
+    assert summary["status"] == "SUCCESS" and summary["verdict"] == "PASS"
+    assert summary["scoring_target"] == "onnxruntime@cpu" and summary["scoring_output"] == "logits"
+    assert summary["output_shape"] == [4, 1000]
+    assert summary["latency_ms"] == summary["targets"][0]["latency"]["mean_ms"]
+    assert summary["pretrained_used"] is False and summary["local_weight_used"] is False and summary["weight_path"] is None
+    assert summary["max_abs_diff"] == ort_logits["max_abs_diff"]
+    assert summary["cosine_similarity"] == ort_logits["cosine_similarity"]
+    assert summary["top1_match"] is True and summary["top5_match"] is True
+    assert summary["match_within_1_percent"] is True
+    assert f"cosine_similarity={ort_logits['cosine_similarity']:.6f} ≥ 0.99" in summary["match_basis"]
+    assert summary["warning"] == RANDOM_WEIGHTS_BANNER
+    assert summary["schema_version"] == "1.0"
+    assert summary["environment"]["packages"]["torch"] and summary["environment"]["python"]
+    assert summary["environment"]["command_line"].startswith("portproof check test_vit")
+    assert summary["settings"]["timing"]["iters"] == 2 and summary["settings"]["criteria"]["min_cosine"] == 0.99
+
+
+def test_reports_carry_the_random_weights_banner_on_top(two_target_run):
+    _, _, out = two_target_run
+    assert files_in(out) >= REPORT_FILES | {"tensors"}
+    assert (out / "report.md").read_text().startswith(f"> **{RANDOM_WEIGHTS_BANNER}**")
+    assert (out / "accuracy_compare.log").read_text().startswith(f"!!! {RANDOM_WEIGHTS_BANNER} !!!")
+    report = (out / "report.md").read_text()
+    for section in ("## Model", "## Hardware", "## Software", "## Install and run", "## Weight loading", "## Run result",
+                    "## Comparison", "## Scoring fields", "## Conclusion"):
+        assert section in report
+
+
+def test_every_metric_recomputed_from_saved_tensors_with_numpy_agrees(two_target_run):
+    _, summary, out = two_target_run
+    reference = load_numpy(str(out / "tensors" / "reference.safetensors"))
+    inputs = load_numpy(str(out / "tensors" / "inputs.safetensors"))["input"]
+    assert inputs.shape == (4, 3, 160, 160)
+    for position, target in enumerate(summary["targets"]):
+        outputs = load_numpy(str(out / "tensors" / f"target-{position}.safetensors"))
+        for comparison in target["comparisons"]:
+            r = reference[comparison["name"]].astype(np.float64)
+            t = outputs[comparison["name"]].astype(np.float64)
+            diff = np.abs(t - r)
+            relative = diff / np.maximum(np.abs(r), 1e-12)
+            expected = {
+                "max_abs_diff": diff.max(),
+                "mean_abs_diff": diff.mean(),
+                "max_rel_diff": relative.max(),
+                "rel_l2": np.linalg.norm(t - r) / np.linalg.norm(r),
+                "cosine_similarity": float(np.dot(r.ravel(), t.ravel()) / (np.linalg.norm(r) * np.linalg.norm(t))),
+                "min_sample_cosine": min(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(r, t)),
+            }
+            for key, value in expected.items():
+                assert comparison[key] == pytest.approx(value, rel=1e-9, abs=1e-15), (target["label"], key)
+            assert comparison["within_tolerance"]["1%"] == pytest.approx((relative <= 0.01).mean())
+            if comparison["name"] == "logits":
+                top1_agreement = (r.argmax(1) == t.argmax(1)).mean()
+                top5_equal = [set(np.argsort(-a)[:5]) == set(np.argsort(-b)[:5]) for a, b in zip(r, t)]
+                assert comparison["topk"]["top1_agreement"] == pytest.approx(top1_agreement)
+                assert comparison["topk"]["topk_agreement"] == pytest.approx(np.mean(top5_equal))
+
+
+def test_checkpoint_in_the_ascend_machines_modelscope_layout_is_used_and_recorded(tmp_path):
+    """The layout of the machine that produced the original vit_tiny report, with the default model."""
+    import timm
+
+    torch.manual_seed(99)
+    state = timm.create_model("vit_tiny_patch16_224").state_dict()
+    path = tmp_path / "model_weights_cache" / "timm" / "vit_tiny_patch16_224___augreg_in21k_ft_in1k" / "model.safetensors"
+    path.parent.mkdir(parents=True)
+    save_file(state, str(path))
+    out = tmp_path / "out"
+    code = cli.main(["check", "--weights-cache", str(tmp_path / "model_weights_cache"), "--require-pretrained",
+                     "--target", "cpu", "--no-bench", "--num-samples", "2", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert code == 0 and summary["verdict"] == "PASS"
+    assert summary["pretrained_used"] is True and summary["local_weight_used"] is True
+    assert summary["weight_path"] == str(path.resolve())
+    assert summary["weights"]["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    assert summary["weights"]["source_kind"] == "modelscope-cache" and summary["warning"] is None
+    assert "RANDOM WEIGHTS" not in (out / "report.md").read_text()
+    assert summary["latency_ms"] is None and summary["targets"][0]["latency"] is None
+
+
+class PerturbedBackend(EagerBackend):
+    """A wrong port: one weight of the target's copy is scaled."""
+
+    def prepare(self, model, example):
+        super().prepare(model, example)
+        with torch.no_grad():
+            self.model.model.blocks[0].mlp.fc2.weight.mul_(3.0)
+
+
+class CrashingBackend(EagerBackend):
+    """A flaky device: the third forward raises."""
+
+    calls = 0
+
+    def run(self, batch):
+        CrashingBackend.calls += 1
+        if CrashingBackend.calls == 3:
+            raise RuntimeError("device lost\nsecond line of a driver dump")
+        return super().run(batch)
+
+
+def substitute_backend(monkeypatch, label: str, backend_class) -> None:
+    original = registry.create
+    monkeypatch.setattr(registry, "create", lambda spec: backend_class(spec) if spec.label == label else original(spec))
+
+
+def test_a_perturbed_target_fails_with_exit_1(tmp_path, monkeypatch):
+    substitute_backend(monkeypatch, "cpu/fp16", PerturbedBackend)
+    code, summary = check(tmp_path, "--offline", "--target", "cpu", "--target", "cpu/fp16")
+    good, bad = summary["targets"]
+    assert code == 1 and good["status"] == "PASS" and bad["status"] == "FAIL"
+    assert summary["all_passed"] is False
+    assert any("cosine_similarity" in f or "rel_l2" in f for f in bad["verdict"]["failures"])
+
+
+def test_a_target_that_raises_is_an_error_and_the_others_still_run(tmp_path, monkeypatch):
+    CrashingBackend.calls = 0
+    substitute_backend(monkeypatch, "cpu/fp16", CrashingBackend)
+    code, summary = check(tmp_path, "--offline", "--target", "cpu/fp16", "--target", "cpu")
+    crashed, fine = summary["targets"]
+    assert code == 1
+    assert crashed["status"] == "ERROR" and crashed["error"] == "RuntimeError: device lost"
+    assert fine["status"] == "PASS" and summary["status"] == "ERROR" and summary["match_within_1_percent"] is False
+    assert "device lost" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "gpu"], "unknown device 'gpu'"),
+    (["--target", "cpu/int4"], "unknown dtype 'int4'"),
+    (["--iters", "-1"], "--iters must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--min-cosine", "1.5"], "--min-cosine must be between 0 and 1"),
+    (["--weights", "/nonexistent/model.safetensors"], "does not exist"),
+    (["--offline", "--require-pretrained"], "no pretrained weights found"),
+    (["--inputs", "/nonexistent-folder"], "not a directory"),
+    (["--target", "onnxruntime@cpu/bf16"], "fp32 or fp16"),
+])
+def test_bad_input_is_a_one_line_error_with_exit_2_and_no_files(tmp_path, capsys, args, message):
+    code, summary = check(tmp_path, *args)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and summary is None and message in error and error.startswith("portproof: error:")
+    assert not any(p.suffix in (".json", ".log", ".md") for p in (tmp_path / "out").glob("*"))
+
+
+def test_unknown_model_exits_2_with_suggestions(tmp_path, capsys):
+    code, _ = check(tmp_path, model="vit_tiny_patch16")
+    assert code == 2 and "did you mean" in capsys.readouterr().err
+
+
+def test_absent_device_names_what_is_missing(tmp_path, capsys):
+    if registry.present_accelerators():
+        pytest.skip("this machine has an accelerator")
+    code, _ = check(tmp_path, "--target", "npu")
+    assert code == 2 and "torch_npu not installed" in capsys.readouterr().err
+
+
+def test_unwritable_output_directory_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code = cli.main(["check", SMALL_MODEL, "--out", str(blocker / "out")])
+    assert code == 2 and "cannot write to output directory" in capsys.readouterr().err
+
+
+def test_argparse_errors_exit_2_in_one_line(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["check", "--num-samples", "many"])
+    assert caught.value.code == 2 and capsys.readouterr().err.startswith("portproof: error:")
+
+
+def test_target_auto_without_accelerators_says_what_it_chose(tmp_path):
+    if registry.present_accelerators():
+        pytest.skip("this machine has an accelerator")
+    code, summary = check(tmp_path, "--offline", "--no-bench", "--no-fp64-reference")
+    assert [t["label"] for t in summary["targets"]] == ["onnxruntime@cpu", "cpu/bf16"]
+    assert any("no accelerator" in note for note in summary["notes"])
+    assert summary["reference"]["rel_l2_vs_fp64"] is None
+
+
+def test_module_entry_point_and_env_command():
+    result = subprocess.run([sys.executable, "-m", "portproof", "env"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "eager@cpu: available" in result.stdout and "onnxruntime: available" in result.stdout
