@@ -35,7 +35,7 @@ class EagerBackend:
         return batch.to(device=self.device, dtype=self.parameter_dtype)
 
     def forward(self, placed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self.autocast():
             outputs = self.model(placed)
         return outputs if isinstance(outputs, tuple) else (outputs,)
 
@@ -59,7 +59,7 @@ class EagerBackend:
             "torch": torch.__version__,
         }
 
-    def _autocast(self):
+    def autocast(self):
         if self.spec.dtype in AUTOCAST_DTYPES:
             return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[self.spec.dtype])
         return contextlib.nullcontext()

@@ -1,0 +1,527 @@
+"""Module-by-module comparison: where do the reference's and the target's numbers part ways?
+
+Two modes, for every module call (leaves and containers, named by their qualified name, `name#2` for a
+module's second call in one forward):
+
+* accumulated: reference and target each run the whole model; a module's target output is compared with
+  the same module's reference output. Error grows through the network here.
+* local: each target module is fed exactly the reference's input to that module (cast to the target's
+  device and dtype), and its output is handed on as the reference's output, so a module's error is its
+  own: for a leaf, the error of its computation; for a container, the error of its own code between its
+  children (residual additions, attention arithmetic), since its children's outputs are the reference's.
+
+Streaming, in one reference forward: the reference runs in one thread and publishes each module's input
+and output as it happens; the accumulated and the local target passes run in two more threads and read
+them in the same order, the three taking turns (see _Relay). What is held at any time is one module's
+inputs or output of the reference (not copied), the target's tensors alive in its own forward, a few
+recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the per-module metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backends.torch_eager import EagerBackend
+from .config import Criteria, TargetSpec
+from .errors import ConfigError, PortproofError
+
+MEMO_SIZE = 8  # recent tensor pairs remembered, to recognise pass-through modules
+TOP_COUNT = 10
+ROOT_NAME = "(model)"
+
+
+@dataclass(frozen=True)
+class LayerMetrics:
+    """One module output of one mode. Metric fields are None when the module raised or was not reached."""
+
+    cosine: float | None = None
+    rel_l2: float | None = None
+    max_abs_diff: float | None = None
+    mean_abs_diff: float | None = None
+    reference_nonfinite: int = 0
+    target_nonfinite: int = 0
+    target_shape: tuple[int, ...] = ()
+    target_dtype: str = ""
+    error: str | None = None  # the module raised (its message), or why it was not compared
+
+    def diverges(self, criteria: Criteria) -> bool:
+        if self.error is not None:
+            return not self.error.startswith("not ")  # it raised or changed shape; "not reached" is no verdict
+        return (
+            self.target_nonfinite > self.reference_nonfinite
+            or self.cosine is None
+            or self.cosine < criteria.min_cosine
+            or self.rel_l2 > criteria.max_rel_l2
+        )
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    order: int  # when the module's output was produced, from 0
+    name: str  # qualified module name, `name#k` for the k-th call
+    element: str  # "" for a tensor output; "[0]", "[1]" or "[key]" for a tuple / dict element
+    module_type: str
+    shape: tuple[int, ...]
+    dtype: str
+    accumulated: LayerMetrics
+    local: LayerMetrics
+
+    @property
+    def label(self) -> str:
+        return self.name + self.element
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    target: str
+    samples: int
+    criteria: Criteria
+    rows: tuple[LayerRow, ...]
+    first_divergent: str | None  # local mode: the culprit
+    first_divergent_accumulated: str | None
+    worst_local: tuple[str, ...]  # up to TOP_COUNT labels, largest local rel_l2 first
+    notes: tuple[str, ...] = ()
+
+    def row(self, label: str) -> LayerRow | None:
+        return next((r for r in self.rows if r.label == label), None)
+
+
+def compare_layers(
+    reference_model: nn.Module,
+    target_model: nn.Module,
+    inputs: torch.Tensor,
+    target: TargetSpec | str = TargetSpec(),
+    criteria: Criteria = Criteria(),
+    notes: tuple[str, ...] = (),
+) -> LayerReport:
+    """Compare two models with the same module names, module by module, on one batch of CPU inputs.
+
+    `reference_model` runs as given (on the CPU, in its dtype); a copy of `target_model` runs on the
+    target's device and dtype. Neither model is changed.
+    """
+    from .config import parse_target
+
+    spec = parse_target(target) if isinstance(target, str) else target
+    if spec.backend != "eager":
+        raise ConfigError(f"compare_layers runs eager PyTorch targets; got {spec.label}")
+    check_same_names(reference_model, target_model)
+    backend = EagerBackend(spec)
+    backend.prepare(target_model, inputs)
+    reference = copy.deepcopy(reference_model).eval()
+    session = _Session(reference, backend, inputs)
+    rows = session.run()
+    return _report(spec.label, inputs.shape[0], criteria, rows, notes + session.notes)
+
+
+def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> None:
+    reference_names = [n for n, _ in reference_model.named_modules()]
+    target_names = [n for n, _ in target_model.named_modules()]
+    if reference_names != target_names:
+        only_reference = [n for n in reference_names if n not in set(target_names)][:5]
+        only_target = [n for n in target_names if n not in set(reference_names)][:5]
+        raise ConfigError(
+            "the target model's modules are not the reference's: "
+            f"only in the reference: {', '.join(only_reference) or 'none'}; only in the target: {', '.join(only_target) or 'none'}"
+            + ("" if only_reference or only_target else "; the same names come in another order")
+        )
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+
+def layer_metrics(reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics:
+    """The accumulated/local metrics of one module output, with compare.py's conventions (non-finite
+    elements counted and left out, both-zero cosine 1).
+
+    This runs for every module call, so it is built for speed: float32 on the tensors' own device, one
+    difference and five reductions, the sums combined in float64. Non-finite values show up in the sums,
+    and only then is the slower masked path taken.
+    """
+    shape, dtype = tuple(target.shape), str(target.dtype).replace("torch.", "")
+    if reference.shape != target.shape:
+        return LayerMetrics(target_shape=shape, target_dtype=dtype, error=f"shape {list(target.shape)} differs from {list(reference.shape)}")
+    ref = reference.detach().reshape(-1).float()
+    tgt = target.detach().to(ref.device).reshape(-1).float()
+    if ref.numel() == 0:
+        return LayerMetrics(1.0, 0.0, 0.0, 0.0, 0, 0, shape, dtype)
+    diff = tgt - ref
+    low, high = torch.aminmax(diff)  # (the fastest reductions measured: BLAS dots, aminmax, a plain sum)
+    sums = torch.stack([torch.dot(ref, ref), torch.dot(diff, diff), torch.dot(ref, diff), diff.abs().sum(), -low, high])
+    ref2, err2, cross, abs_sum, minus_low, high = sums.double().tolist()
+    max_abs = max(minus_low, high)
+    counts = (0, 0)
+    if not all(map(math.isfinite, (ref2, err2, cross))):
+        ref_finite, tgt_finite = torch.isfinite(ref), torch.isfinite(tgt)
+        counts = tuple(torch.stack([(~ref_finite).sum(), (~tgt_finite).sum()]).tolist())
+        keep = ref_finite & tgt_finite
+        if not bool(keep.any()):
+            return LayerMetrics(None, None, None, None, counts[0], counts[1], shape, dtype)
+        ref, diff = ref[keep].double(), diff[keep].double()
+        ref2, err2, cross = float(ref.dot(ref)), float(diff.dot(diff)), float(ref.dot(diff))
+        abs_sum, max_abs = float(diff.abs().sum()), float(diff.abs().max())
+    tgt2 = max(ref2 + 2 * cross + err2, 0.0)  # ‖t‖² = ‖r + d‖², without cancellation when d is small
+    if ref2 == 0 and tgt2 == 0:
+        cosine = 1.0
+    elif ref2 == 0 or tgt2 == 0:
+        cosine = 0.0
+    else:
+        cosine = max(-1.0, min(1.0, (ref2 + cross) / math.sqrt(ref2 * tgt2)))
+    rel_l2 = math.sqrt(err2 / ref2) if ref2 > 0 else (0.0 if err2 == 0 else math.inf)
+    elements = ref.numel()
+    return LayerMetrics(cosine, rel_l2, max_abs, abs_sum / elements, counts[0], counts[1], shape, dtype)
+
+
+def tensor_elements(value: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """The tensors of a module output, each with its place: "" for a tensor, "[0]" / "[key]" inside."""
+    if isinstance(value, torch.Tensor):
+        return [(prefix, value)]
+    if isinstance(value, (tuple, list)):
+        return [item for i, v in enumerate(value) for item in tensor_elements(v, f"{prefix}[{i}]")]
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in tensor_elements(v, f"{prefix}[{k}]")]
+    return []
+
+
+def map_tensors(value: Any, function) -> Any:
+    if isinstance(value, torch.Tensor):
+        return function(value)
+    if isinstance(value, tuple):
+        return tuple(map_tensors(v, function) for v in value)
+    if isinstance(value, list):
+        return [map_tensors(v, function) for v in value]
+    if isinstance(value, dict):
+        return {k: map_tensors(v, function) for k, v in value.items()}
+    return value
+
+
+# --- the streaming run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Event:
+    kind: str  # "pre" (inputs) or "post" (output)
+    key: str
+    value: Any  # (args, kwargs) for "pre", the output for "post"
+
+
+class _Cancelled(Exception):
+    """The other side stopped; unwind quietly."""
+
+
+class _Relay:
+    """Three threads that take turns, like coroutines: the producer (the reference's forward) runs until
+    it publishes an event, then each consumer (a target's forward) in turn takes the event and runs until
+    it asks for the next one, then the producer goes on. Exactly one thread runs at a time, so the threads
+    never compete for the cores or the GIL, and the producer cannot change an event's tensors in place
+    while a consumer still reads them: no copies are needed, and one event is held at a time."""
+
+    PRODUCER = -1
+
+    def __init__(self, consumers: int):
+        self._condition = threading.Condition()
+        self._event: _Event | None = None
+        self._published = 0
+        self._taken = [0] * consumers
+        self._active = [True] * consumers
+        self._turn = self.PRODUCER
+        self._finished = False
+        self._cancelled = False
+
+    def put(self, event: _Event) -> None:
+        with self._condition:
+            self._event = event
+            self._published += 1
+            self._hand_on(self.PRODUCER)
+            while self._turn != self.PRODUCER and not self._cancelled:
+                self._condition.wait()
+            if self._cancelled:
+                raise _Cancelled
+
+    def get(self, consumer: int) -> _Event:
+        """The consumer's next event, valid until its next `get` (or `leave`)."""
+        with self._condition:
+            if self._turn == consumer and self._taken[consumer] == self._published:
+                self._hand_on(consumer)  # it is done with the event it took
+            while not (self._turn == consumer and self._taken[consumer] < self._published):
+                if self._cancelled or (self._finished and self._taken[consumer] >= self._published):
+                    raise _Cancelled
+                self._condition.wait()
+            self._taken[consumer] += 1
+            return self._event
+
+    def leave(self, consumer: int) -> None:
+        """The consumer reads no more events."""
+        with self._condition:
+            self._active[consumer] = False
+            if self._turn == consumer:
+                self._hand_on(consumer)
+
+    def finish(self) -> None:
+        with self._condition:
+            self._finished = True
+            self._condition.notify_all()
+
+    def cancel(self) -> None:
+        with self._condition:
+            self._cancelled = True
+            self._condition.notify_all()
+
+    def _hand_on(self, current: int) -> None:
+        """The turn goes to the next active consumer that has not taken the event yet, else the producer."""
+        waiting = [c for c in range(current + 1, len(self._taken)) if self._active[c] and self._taken[c] < self._published]
+        self._turn = waiting[0] if waiting else self.PRODUCER
+        self._condition.notify_all()
+
+
+class _Session:
+    """One layer pass: installs hooks, runs the three threads, collects the rows.
+
+    Hooks, not forward wrappers, see each call, so that forward hooks already on a model (a user's
+    alteration, an instrumentation) are part of what is compared: the reference's output is taken after
+    its hooks, and the target's inputs are replaced before its own pre-hooks run. A thin forward wrapper
+    on the target only catches what a module raises.
+    """
+
+    ACCUMULATED, LOCAL = 0, 1
+
+    def __init__(self, reference: nn.Module, backend: EagerBackend, inputs: torch.Tensor):
+        self.reference = reference
+        self.backend = backend
+        self.inputs = inputs
+        self.channel = _Relay(consumers=2)
+        self.thread_role = threading.local()
+        self.order: list[tuple[str, str, str, tuple]] = []  # (key, element, module type, (shape, dtype))
+        self.results: dict[tuple[int, str], LayerMetrics] = {}
+        self.notes: tuple[str, ...] = ()
+        self.errors: dict[str, BaseException] = {}
+
+    def run(self) -> list[LayerRow]:
+        handles = self._install_reference() + self._install_target()
+        threads = [
+            threading.Thread(target=self._guard, args=("reference", self._run_reference), daemon=True),
+            threading.Thread(target=self._guard, args=("accumulated", self._run_target, self.ACCUMULATED), daemon=True),
+            threading.Thread(target=self._guard, args=("local", self._run_target, self.LOCAL), daemon=True),
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for handle in handles:
+                handle()
+        for role, error in self.errors.items():
+            if isinstance(error, PortproofError):
+                raise error
+            raise PortproofError(f"the layer pass failed in its {role} run: {type(error).__name__}: {_first_line(error)}")
+        return self._rows()
+
+    def _guard(self, role: str, function, *args) -> None:
+        try:
+            function(*args)
+        except _Cancelled:
+            pass
+        except BaseException as error:  # recorded; the run is unwound below
+            self.errors[role] = error
+            self.channel.cancel()
+
+    # Each side numbers the calls itself (name, name#2, ...), so keys agree when both run the same code.
+    def _enter(self, name: str) -> str:
+        role = self.thread_role
+        role.counts[name] = role.counts.get(name, 0) + 1
+        shown = name or ROOT_NAME
+        key = shown if role.counts[name] == 1 else f"{shown}#{role.counts[name]}"
+        role.stack.append(key)
+        return key
+
+    # --- reference: publish every module's inputs and output ---------------------------------------------
+
+    def _install_reference(self) -> list:
+        handles = []
+        for name, module in self.reference.named_modules():
+            def publish_inputs(module, args, kwargs, _name=name):
+                self.channel.put(_Event("pre", self._enter(_name), (args, kwargs)))
+
+            def publish_output(module, args, output):
+                key = self.thread_role.stack.pop()
+                for element, tensor in tensor_elements(output):
+                    self.order.append((key, element, type(module).__name__, _meta(tensor)))
+                self.channel.put(_Event("post", key, output))
+
+            handles.append(module.register_forward_pre_hook(publish_inputs, with_kwargs=True).remove)
+            handles.append(module.register_forward_hook(publish_output).remove)
+        return handles
+
+    def _run_reference(self) -> None:
+        self.thread_role.counts, self.thread_role.stack = {}, []
+        try:
+            with torch.no_grad():  # not inference_mode: its tensors have no version counter (see _identity)
+                self.reference(self.inputs)
+        finally:
+            self.channel.finish()
+
+    # --- targets: accumulated and local passes -------------------------------------------------------------
+
+    def _install_target(self) -> list:
+        handles = []
+        for name, module in self.backend.model.named_modules():
+            handles.append(module.register_forward_pre_hook(
+                lambda module, args, kwargs, _name=name: self._target_inputs(_name, args, kwargs),
+                with_kwargs=True, prepend=True).remove)
+            handles.append(module.register_forward_hook(lambda module, args, output: self._target_output(output)).remove)
+            original = module.forward
+
+            def catching(*args, _original=original, **kwargs):
+                try:
+                    return _original(*args, **kwargs)
+                except (_Aborted, _Cancelled):
+                    raise
+                except Exception as error:
+                    return self._target_raised(error)
+
+            module.forward = catching
+            handles.append(lambda _module=module: _module.__dict__.pop("forward", None))
+        return handles
+
+    def _run_target(self, mode: int) -> None:
+        role = self.thread_role
+        role.mode, role.counts, role.stack, role.memo, role.casts, role.raised = mode, {}, [], {}, {}, None
+        try:
+            with torch.no_grad(), self.backend.autocast():
+                self.backend.model(self.backend.place(self.inputs))
+        except _Aborted:
+            pass
+        finally:
+            self.channel.leave(mode)
+
+    def _take(self, kind: str, key: str, use):
+        """Read the next event, which must be `kind` of `key`, and apply `use` to its value."""
+        event = self.channel.get(self.thread_role.mode)
+        if (event.kind, event.key) != (kind, key):
+            raise PortproofError(
+                f"the target's modules ran in another order than the reference's: the reference's next is "
+                f"{event.kind} of {event.key}, the target's {kind} of {key}; models with data-dependent control flow "
+                "cannot be compared module by module"
+            )
+        return use(event.value)
+
+    def _target_inputs(self, name: str, args, kwargs):
+        key = self._enter(name)
+        if self.thread_role.mode == self.LOCAL:
+            return self._take("pre", key, self._feed)  # the module sees exactly the reference's inputs
+        self._take("pre", key, lambda value: None)
+        return None
+
+    def _target_output(self, output):
+        role = self.thread_role
+        key = role.stack.pop()
+        if role.raised == key:  # already handled in _target_raised
+            role.raised = None
+            return None
+        local = role.mode == self.LOCAL
+
+        def compare(reference_output):
+            for (element, reference), (_, target) in zip(tensor_elements(reference_output), tensor_elements(output)):
+                self.results[(role.mode, key + element)] = self._metrics(reference, target)
+            # the local pass hands on the reference's values, so the next module's error is its own
+            return self._feed(reference_output) if local else None
+
+        return self._take("post", key, compare)
+
+    def _target_raised(self, error: Exception):
+        role = self.thread_role
+        key = role.stack[-1]
+        self.results[(role.mode, key)] = LayerMetrics(error=f"raised {type(error).__name__}: {_first_line(error)}")
+        if role.mode == self.ACCUMULATED:
+            raise _Aborted(key) from None
+        role.raised = key
+        return self._skip_to_post(key)  # its unreached children published events too
+
+    def _skip_to_post(self, key: str) -> Any:
+        while True:
+            event = self.channel.get(self.thread_role.mode)
+            if event.kind == "post" and event.key == key:
+                return self._feed(event.value)
+
+    def _feed(self, value: Any) -> Any:
+        """Copies of the reference's tensors on the target's device and dtype (copies: the target may
+        change them in place). Each copy is remembered, so a module that hands it back unchanged
+        (Identity, Dropout in eval) is recognised in `_metrics`."""
+        casts = self.thread_role.casts
+
+        def cast(tensor: torch.Tensor) -> torch.Tensor:
+            dtype = self.backend.parameter_dtype if tensor.is_floating_point() else tensor.dtype
+            copy_ = tensor.to(device=self.backend.device, dtype=dtype, copy=True)
+            casts[_identity(copy_)] = (copy_, _identity(tensor))
+            return copy_
+
+        return map_tensors(value, cast)
+
+    def _metrics(self, reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics:
+        """layer_metrics, computed once per distinct pair: modules that pass a tensor through unchanged
+        give the pair (or, in the local pass, the cast of the same reference tensor) again."""
+        role = self.thread_role
+        reference_id, target_id = _identity(reference), _identity(target)
+        fed_from = role.casts.get(target_id)
+        key = ("cast", reference_id) if fed_from is not None and fed_from[1] == reference_id else (reference_id, target_id)
+        found = role.memo.get(key)
+        if found is None:
+            found = (layer_metrics(reference, target), reference, target)  # the tensors keep their ids unique
+            role.memo[key] = found
+            while len(role.memo) > MEMO_SIZE:
+                role.memo.pop(next(iter(role.memo)))
+        while len(role.casts) > MEMO_SIZE:
+            role.casts.pop(next(iter(role.casts)))
+        return found[0]
+
+    # --- rows ------------------------------------------------------------------------------------------------
+
+    def _rows(self) -> list[LayerRow]:
+        aborted_at = next((k for (mode, k), m in self.results.items() if mode == self.ACCUMULATED and m.error), None)
+        rows = []
+        for order, (key, element, module_type, (shape, dtype)) in enumerate(self.order):
+            label = key + element
+            missing = LayerMetrics(error=f"not reached: {aborted_at} raised first" if aborted_at else "not compared")
+            accumulated = self.results.get((self.ACCUMULATED, label)) or self.results.get((self.ACCUMULATED, key)) or missing
+            local = self.results.get((self.LOCAL, label)) or self.results.get((self.LOCAL, key)) or LayerMetrics(
+                error="not reached: a container around it raised")
+            rows.append(LayerRow(order, key, element, module_type, shape, dtype, accumulated, local))
+        return rows
+
+
+class _Aborted(Exception):
+    """The accumulated target pass cannot go on after a module raised."""
+
+
+def _identity(tensor: torch.Tensor) -> tuple:
+    """Equal for the same storage, view and contents version: the same values, without reading them."""
+    return (tensor.data_ptr(), tensor._version, tuple(tensor.shape), tensor.stride(), tensor.dtype, tensor.device)
+
+
+def _meta(tensor: torch.Tensor) -> tuple[tuple[int, ...], str]:
+    return tuple(tensor.shape), str(tensor.dtype).replace("torch.", "")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _report(target: str, samples: int, criteria: Criteria, rows: list[LayerRow], notes: tuple[str, ...]) -> LayerReport:
+    def first(mode: str) -> str | None:
+        return next((r.label for r in rows if getattr(r, mode).diverges(criteria)), None)
+
+    # diverging modules first (raised, NaN/Inf, over a threshold), then by local rel_l2, largest first
+    ranked = sorted(
+        (r for r in rows if r.local.rel_l2 is not None or r.local.diverges(criteria)),
+        key=lambda r: (not r.local.diverges(criteria), -(r.local.rel_l2 or 0.0)),
+    )
+    worst = tuple(r.label for r in ranked[:TOP_COUNT])
+    return LayerReport(target, samples, criteria, tuple(rows), first("local"), first("accumulated"), worst, notes)

@@ -1,0 +1,144 @@
+"""The layer pass names the module where a target parts ways with the reference."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from portproof.config import Criteria
+from portproof.errors import ConfigError
+from portproof.layers import compare_layers, layer_metrics
+
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224").eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+
+def altered(model: nn.Module, module_name: str, hook) -> nn.Module:
+    target = copy.deepcopy(model)
+    target.get_submodule(module_name).register_forward_hook(hook)
+    return target
+
+
+def test_unaltered_copy_shows_no_divergence_at_all(vit, images):
+    report = compare_layers(vit, copy.deepcopy(vit), images)
+    assert report.first_divergent is None and report.first_divergent_accumulated is None
+    assert len(report.rows) > 150
+    for row in report.rows:
+        for metrics in (row.accumulated, row.local):
+            assert metrics.error is None and metrics.rel_l2 == 0.0 and metrics.cosine == 1.0, row.label
+
+
+@pytest.mark.parametrize("culprit, hook", [
+    ("blocks.4.mlp.fc2", lambda module, inputs, output: output * 1.5),
+    ("blocks.7.attn.proj", lambda module, inputs, output: output + 0.5),
+    ("blocks.2.attn.qkv", lambda module, inputs, output: output.index_fill(-1, torch.tensor([3]), float("nan"))),
+])
+def test_an_altered_module_is_named_first_in_both_modes(vit, images, culprit, hook):
+    report = compare_layers(vit, altered(vit, culprit, hook), images)
+    assert report.first_divergent == culprit
+    assert report.first_divergent_accumulated == culprit
+    assert report.worst_local[0] == culprit
+    row = report.row(culprit)
+    if "qkv" in culprit:
+        assert row.local.target_nonfinite == 2 * 197 and row.local.reference_nonfinite == 0
+    else:
+        assert row.local.rel_l2 > 0.01
+
+
+def test_a_huge_layernorm_eps_is_named(vit, images):
+    target = copy.deepcopy(vit)
+    target.blocks[5].norm2.eps = 1e3
+    report = compare_layers(vit, target, images)
+    assert report.first_divergent == "blocks.5.norm2" == report.first_divergent_accumulated
+    # the module after it gets the reference's input in local mode, so its own error stays nil
+    assert report.row("blocks.5.mlp.fc1").local.rel_l2 == 0.0
+    assert report.row("blocks.5.mlp.fc1").accumulated.rel_l2 > 0.01
+
+
+def test_a_module_that_raises_is_reported_and_the_pass_goes_on(vit, images):
+    def explode(*args, **kwargs):
+        raise RuntimeError("kernel not implemented for this dtype\nlong driver dump")
+
+    target = copy.deepcopy(vit)
+    target.blocks[3].attn.proj.forward = explode
+    report = compare_layers(vit, target, images)
+    row = report.row("blocks.3.attn.proj")
+    assert row.local.error == "raised RuntimeError: kernel not implemented for this dtype"
+    assert row.accumulated.error == row.local.error
+    assert report.first_divergent == "blocks.3.attn.proj"
+    later = report.row("blocks.9.mlp.fc1")
+    assert later.local.rel_l2 == 0.0  # the local pass went on past the failure
+    assert later.accumulated.error == "not reached: blocks.3.attn.proj raised first"
+
+
+def test_bf16_target_gives_a_profile_and_a_ranking(vit, images):
+    report = compare_layers(vit, vit, images, target="cpu/bf16")
+    qkv = report.row("blocks.0.attn.qkv")
+    assert qkv.local.target_dtype == "bfloat16" and 0 < qkv.local.rel_l2 < 0.02
+    assert len(report.worst_local) == 10
+    ranked = [report.row(label).local.rel_l2 for label in report.worst_local]
+    assert ranked == sorted(ranked, reverse=True)
+    # error accumulates: the last block's output is further off than the first's
+    assert report.row("blocks.11").accumulated.rel_l2 > report.row("blocks.0").accumulated.rel_l2
+
+
+class Split(nn.Module):
+    def forward(self, x):
+        return x[..., :2], {"rest": x[..., 2:]}
+
+
+class Toy(nn.Module):
+    """A module called twice, one returning a tuple with a dict inside, and an in-place ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.act = nn.ReLU(inplace=True)
+        self.split = Split()
+
+    def forward(self, x):
+        x = self.act(self.lin(x))
+        x = self.lin(x)
+        head, tail = self.split(x)
+        return head.sum(-1) + tail["rest"].sum(-1)
+
+
+def test_repeated_calls_tuple_outputs_and_in_place_operations():
+    torch.manual_seed(0)
+    model = Toy().eval()
+    report = compare_layers(model, copy.deepcopy(model), torch.randn(3, 4))
+    labels = [row.label for row in report.rows]
+    assert labels == ["lin", "act", "lin#2", "split[0]", "split[1][rest]", "(model)"]
+    assert all(row.accumulated.rel_l2 == 0.0 and row.local.rel_l2 == 0.0 for row in report.rows)
+    assert report.first_divergent is None
+
+
+def test_models_with_other_module_names_are_refused(vit):
+    other = timm.create_model("test_vit")
+    with pytest.raises(ConfigError, match="only in the reference: .*only in the target"):
+        compare_layers(vit, other, torch.randn(1, 3, 224, 224))
+
+
+def test_layer_metrics_on_hand_made_tensors():
+    reference = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    target = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    metrics = layer_metrics(reference, target)
+    assert metrics.rel_l2 == pytest.approx(1 / 5)
+    assert metrics.cosine == pytest.approx(25 / (5 * 26 ** 0.5))
+    assert metrics.max_abs_diff == 1.0 and metrics.mean_abs_diff == 0.25
+    zeros = layer_metrics(torch.zeros(3), torch.zeros(3))
+    assert zeros.cosine == 1.0 and zeros.rel_l2 == 0.0
+    broken = layer_metrics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, float("nan"), 3.0]))
+    assert broken.target_nonfinite == 1 and broken.rel_l2 == 0.0 and broken.diverges(Criteria())
