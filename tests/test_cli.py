@@ -244,3 +244,27 @@ def test_module_entry_point_and_env_command():
     result = subprocess.run([sys.executable, "-m", "portproof", "env"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "eager@cpu: available" in result.stdout and "onnxruntime: available" in result.stdout
+
+
+def test_layers_command_writes_the_module_table_and_its_summary(tmp_path):
+    out = tmp_path / "out"
+    code = cli.main(["layers", SMALL_MODEL, "--offline", "--target", "cpu/bf16", "--num-samples", "2", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    target = summary["targets"][0]
+    assert code in (0, 1) and target["latency"] is None  # `layers` does not time
+    layers = target["layers"]
+    assert layers["first_divergent"] is None and layers["first_divergent_accumulated"] is None
+    assert len(layers["worst_local"]) == 10 and layers["samples"] == 2
+    rows = (out / "layers.csv").read_text().splitlines()
+    document = json.loads((out / "layers.json").read_text())
+    assert len(rows) - 1 == layers["modules_compared"] == len(document["targets"][0]["rows"]) > 100
+    worst = document["targets"][0]["rows"]
+    by_label = {r["module"] + r["element"]: r for r in worst}
+    assert by_label[layers["worst_local"][0]["module"]]["local"]["rel_l2"] == layers["worst_local"][0]["rel_l2"]
+    assert "## Layer-by-layer comparison" in (out / "report.md").read_text()
+    assert "first divergent module (local):       none" in (out / "accuracy_compare.log").read_text()
+
+
+def test_layers_command_takes_one_target(tmp_path, capsys):
+    code = cli.main(["layers", SMALL_MODEL, "--target", "cpu", "--target", "cpu/bf16", "--out", str(tmp_path)])
+    assert code == 2 and "one target at a time" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from dataclasses import replace
 from . import __version__
 from .config import CheckConfig, Criteria, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
 from .errors import ConfigError, PortproofError
+from .report.i18n import LANGUAGES
 from .result import RANDOM_WEIGHTS_BANNER, CheckResult
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "env":
             return print_environment()
+        if args.command == "report":
+            return run_report_command(args)
         return run_check_command(args, argv)
     except PortproofError as error:
         print(f"portproof: error: {error}", file=sys.stderr)
@@ -48,13 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = commands.add_parser("check", help="compare a model on targets against a reference and write a report",
                                 description="Compare a model on one or more targets against a reference, time both, "
-                                            "and write summary.json, accuracy_compare.log and report.md.")
+                                            "and write summary.json, accuracy_compare.log, report.md and report.html.")
     commands.add_parser("env", help="show versions and which devices and backends are available")
+    report = commands.add_parser("report", help="re-render report.md and report.html from a saved summary.json",
+                                 description="Re-render report.md and report.html from the summary.json (and layers.json) "
+                                             "in DIR, without running the model.")
+    report.add_argument("directory", metavar="DIR", help="a folder written by portproof check (holding summary.json)")
+    report.add_argument("--lang", choices=LANGUAGES, default="en", help="language of report.md and report.html (default en)")
+    layers = commands.add_parser("layers", help="find the first module where a target parts ways with the reference",
+                                 description="Compare one target with the reference module by module (accumulated and "
+                                             "local modes), without timing; writes layers.csv, layers.json and the reports.")
+    for command in (check, layers):
+        _add_run_options(command)
+    return parser
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """The options of `check` and `layers`."""
     # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
     S = argparse.SUPPRESS
-    check.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix "
+    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix "
                                                            "(default vit_tiny_patch16_224)")
-    group = check.add_argument_group("weights")
+    group = command.add_argument_group("weights")
     group.add_argument("--weights", default=S, metavar="auto|PATH|random",
                        help="auto (default) searches the caches then the hub; PATH is a checkpoint file or directory")
     group.add_argument("--weights-cache", action="append", default=S, metavar="DIR",
@@ -64,31 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fail (exit 2) instead of falling back to random weights")
     group.add_argument("--allow-partial-weights", action="store_true", default=S,
                        help="load a checkpoint with missing or unexpected keys (recorded in the summary)")
-    group = check.add_argument_group("inputs")
+    group = command.add_argument_group("inputs")
     group.add_argument("--inputs", default=S, metavar="images|random|DIR",
                        help="bundled photos (default), seeded random tensors, or a folder of your images")
     group.add_argument("--num-samples", type=int, default=S, help="number of inputs (default 8)")
     group.add_argument("--batch-size", type=int, default=S, help="batch size for comparison and latency (default 1)")
     group.add_argument("--seed", type=int, default=S, help="seed for random inputs and random weights (default 0)")
-    group = check.add_argument_group("reference and targets")
+    group = command.add_argument_group("reference and targets")
     group.add_argument("--reference", default=S, metavar="SPEC", help="[backend@]device[:index][/dtype] (default cpu)")
     group.add_argument("--target", action="append", default=S, metavar="SPEC",
                        help="repeatable; e.g. npu, npu:0/fp16, cuda/amp-bf16, onnxruntime@cpu, compile@cpu; "
                             "auto (default) = every accelerator present")
     group.add_argument("--no-fp64-reference", action="store_true", default=S,
                        help="skip the float64 CPU run that measures the noise floor")
-    group = check.add_argument_group("criteria")
+    group.add_argument("--layers", action="store_true", default=S,
+                       help="also compare every module (accumulated and local modes) and name the first that diverges")
+    group = command.add_argument_group("criteria")
     group.add_argument("--min-cosine", type=float, default=S, help="lowest passing cosine similarity (default 0.99)")
     group.add_argument("--max-rel-l2", type=float, default=S, help="highest passing relative L2 error (default 0.01)")
-    group = check.add_argument_group("latency")
+    group = command.add_argument_group("latency")
     group.add_argument("--warmup", type=int, default=S, help="untimed runs before timing (default 10)")
     group.add_argument("--iters", type=int, default=S, help="timed runs (default 50)")
     group.add_argument("--no-bench", action="store_true", default=S, help="skip the latency measurement")
-    group = check.add_argument_group("output")
+    group = command.add_argument_group("output")
     group.add_argument("--out", default=S, metavar="DIR", help="output directory (default logs)")
     group.add_argument("--save-tensors", action="store_true", default=S,
                        help="also write inputs and outputs as safetensors under DIR/tensors/")
-    return parser
+    group.add_argument("--lang", choices=LANGUAGES, default="en", help="language of report.md and report.html (default en)")
+    shown = group.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="print only the verdict line (no progress, no table)")
+    shown.add_argument("--json", action="store_true", help="print summary.json to stdout instead of the table")
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
@@ -101,11 +124,14 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
     inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
     timing = TimingSpec(**_pick(given, warmup="warmup", iters="iters"))
-    if given.get("no_bench"):
+    layers_command = args.command == "layers"
+    if given.get("no_bench") or layers_command:
         timing = replace(timing, enabled=False)
     targets = given.get("target")
     if targets is not None:
         targets = None if targets == ["auto"] else tuple(parse_target(t) for t in targets if t != "auto")
+    if layers_command and targets is not None and len(targets) != 1:
+        raise ConfigError("portproof layers compares one target at a time: give a single --target")
     config = CheckConfig(
         model=ModelSpec(**_pick(given, model="name")),
         weights=weights,
@@ -115,6 +141,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors")),
         targets=targets,
         fp64_reference=not given.get("no_fp64_reference", False),
+        layers=layers_command or given.get("layers", False),
         command_line=shlex.join(["portproof", *argv]),
     )
     if "reference" in given:
@@ -125,38 +152,45 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
 def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     from .pipeline import run_check
     from .report import check_writable, write_reports
+    from .terminal import ProgressDisplay
 
     config = config_from_args(args, argv)
     out_dir = check_writable(config.output.directory)
-    result = run_check(config, progress=lambda message: print(f"portproof: {message}", file=sys.stderr))
-    written = write_reports(result, out_dir)
-    print_summary(result, written)
+    with ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
+        result = run_check(config, progress=progress)
+        progress("writing the reports")
+        written = write_reports(result, out_dir, args.lang)
+    print_summary(result, written, quiet=args.quiet, as_json=args.json)
     return EXIT_PASS if result.all_passed else EXIT_FAIL
 
 
-def print_summary(result: CheckResult, written) -> None:
-    if result.random_weights:
-        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}", file=sys.stderr)
-    for note in result.notes:
-        print(f"note: {note}")
-    header = f"{'target':<22} {'verdict':<7} {'cosine':>10} {'rel_l2':>10} {'max_abs':>10} {'top-1':>7} {'median':>11} {'speedup':>8}"
-    print(header)
-    output = result.model.classifier_output or result.model.output_names[0]
-    for target in result.targets:
-        c = target.comparison(output)
-        if c is None or c.cosine_similarity is None:
-            print(f"{target.label:<22} {target.status:<7} {target.error or 'no comparable values'}")
-            continue
-        top1 = f"{c.topk.tie_aware_top1_agreement * 100:.0f}%" if c.topk else "-"
-        median = f"{target.latency.median_ms:.3f} ms" if target.latency else "-"
-        speedup = f"{target.speedup:.2f}x" if target.speedup else "-"
-        print(f"{target.label:<22} {target.status:<7} {c.cosine_similarity:>10.6f} {c.rel_l2:>10.3e} {c.max_abs_diff:>10.3e} "
-              f"{top1:>7} {median:>11} {speedup:>8}")
-        for failure in target.verdict.failures:
-            print(f"{'':<22} {failure}")
-    if result.reference.latency:
-        print(f"reference {result.reference.label}: median {result.reference.latency.median_ms:.3f} ms per batch")
-    print("wrote: " + ", ".join(str(path) for path in written))
+def run_report_command(args: argparse.Namespace) -> int:
+    """`portproof report DIR`: report.md and report.html again, from the saved summary, in --lang."""
+    from .report import check_writable, render_reports, write_files
+    from .report.load import SUMMARY_FILE, load_directory
+
+    result = load_directory(args.directory)
+    directory = check_writable(args.directory)
+    written = write_files(render_reports(result, args.lang, source=str(directory / SUMMARY_FILE)), directory)
+    print_summary(result, written)
+    return EXIT_PASS
+
+
+def print_summary(result: CheckResult, written, quiet: bool = False, as_json: bool = False) -> None:
+    """stdout: the verdict line alone (quiet), summary.json (as_json), or the summary table and the files."""
+    from . import terminal
+    from .report import summary_json
+
+    if quiet:
+        print(terminal.verdict_line(result), flush=True)
+    elif as_json:
+        if result.random_weights:
+            print(f"WARNING: {RANDOM_WEIGHTS_BANNER}", file=sys.stderr)
+        sys.stdout.write(summary_json.render(result))
+        sys.stdout.flush()
+        terminal.print_written(written, sys.stderr)
+    else:
+        terminal.print_summary(result, written)
 
 
 def print_environment() -> int:

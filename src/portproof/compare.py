@@ -14,8 +14,12 @@ import torch
 from .config import Criteria
 
 RELATIVE_TOLERANCES = (0.001, 0.005, 0.01)
-# Denominator used for the elementwise relative error where the reference element is exactly zero.
+# Denominator floor of the elementwise relative error: |r| below it (zero, in practice) is replaced by it.
 ZERO_REFERENCE_FLOOR = 1e-12
+# The |t − r| histogram's bins: fixed and log-spaced, 4 per decade from 1e-12 to 1e6, the same for every
+# output and every run, so that histograms of two runs or two targets can be laid over each other.
+HISTOGRAM_DECADES = (-12, 6)
+HISTOGRAM_BINS_PER_DECADE = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,50 @@ class TopKAgreement:
 
 
 @dataclass(frozen=True)
+class DiffHistogram:
+    """How |t − r| is distributed over the elements finite on both sides, in the fixed bins above.
+    Kept in the result so that plots are drawn without the tensors."""
+
+    edges: tuple[float, ...]  # increasing; bin i holds edges[i] <= |t − r| < edges[i + 1]
+    counts: tuple[int, ...]  # len(edges) - 1 bins
+    zero: int  # elements where t == r exactly
+    below: int  # 0 < |t − r| < edges[0]
+    above: int  # |t − r| >= edges[-1]
+    reference_rms: float  # sqrt(mean(r²)): an error of max_rel_l2 × this on every element gives rel_l2 = max_rel_l2
+
+    @property
+    def total(self) -> int:
+        return self.zero + self.below + self.above + sum(self.counts)
+
+
+def histogram_edges() -> tuple[float, ...]:
+    low, high = HISTOGRAM_DECADES
+    steps = HISTOGRAM_BINS_PER_DECADE
+    return tuple(10.0 ** (k / steps) for k in range(low * steps, high * steps + 1))
+
+
+def diff_histogram(abs_diff: torch.Tensor, reference: torch.Tensor) -> DiffHistogram:
+    """Histogram of the finite absolute differences `abs_diff` (any shape) in the fixed log-spaced bins;
+    `reference` holds the same elements' reference values."""
+    abs_diff = abs_diff.reshape(-1).double()
+    edges = histogram_edges()
+    nonzero = abs_diff[abs_diff > 0]
+    # bucketize(right=True): index i means edges[i-1] <= d < edges[i]; 0 is below, len(edges) above.
+    index = torch.bucketize(nonzero, torch.tensor(edges, dtype=torch.float64), right=True)
+    per_index = torch.bincount(index, minlength=len(edges) + 1).tolist()
+    reference = reference.reshape(-1).double()
+    rms = float(torch.sqrt(torch.mean(reference * reference))) if reference.numel() else 0.0
+    return DiffHistogram(
+        edges=edges,
+        counts=tuple(int(c) for c in per_index[1:len(edges)]),
+        zero=int(abs_diff.numel() - nonzero.numel()),
+        below=int(per_index[0]),
+        above=int(per_index[len(edges)]),
+        reference_rms=rms,
+    )
+
+
+@dataclass(frozen=True)
 class OutputComparison:
     """Every metric of one named output (README, "Metrics"). Metric fields are None when no element
     is finite on both sides."""
@@ -54,6 +102,7 @@ class OutputComparison:
     reference_nonfinite: NonFiniteCounts
     target_nonfinite: NonFiniteCounts
     nonfinite_samples: tuple[int, ...]  # samples where the target is NaN/Inf but the reference is finite
+    target_nonfinite_where_reference_finite: NonFiniteCounts = NonFiniteCounts(0, 0)
     max_abs_diff: float | None = None
     mean_abs_diff: float | None = None
     max_rel_diff: float | None = None
@@ -74,6 +123,8 @@ class OutputComparison:
     within_thresholds: bool = False  # cosine >= min_cosine and rel_l2 <= max_rel_l2
     failures: tuple[str, ...] = ()
     basis: str = ""
+    # |t − r| over the elements finite on both sides, binned (see DiffHistogram); None when none is.
+    abs_diff_histogram: DiffHistogram | None = None
 
     @property
     def shape_match(self) -> bool:
@@ -129,6 +180,7 @@ def compare_outputs(
     samples = reference.shape[0] if reference.dim() > 0 else 1
     per_sample_broken = target_broken.reshape(samples, -1).any(dim=1)
     nonfinite_samples = tuple(int(i) for i in torch.nonzero(per_sample_broken).flatten())
+    base["target_nonfinite_where_reference_finite"] = count_nonfinite(target[target_broken])
     if not bool(both_finite.any()):
         return assess(OutputComparison(**base, nonfinite_samples=nonfinite_samples), criteria)
 
@@ -139,7 +191,9 @@ def compare_outputs(
     finite_abs_diff = abs_diff[both_finite]
     relative = finite_abs_diff / ref[both_finite].abs().clamp_min(ZERO_REFERENCE_FLOOR)
     ref_rows, tgt_rows, diff_rows = (t.reshape(samples, -1) for t in (ref, tgt, abs_diff))
-    sample_cosine = tuple(cosine(r, t) for r, t in zip(ref_rows, tgt_rows))
+    # a sample with no element finite on both sides has no per-sample figure: NaN (null in JSON)
+    broken = set(torch.nonzero(~both_finite.reshape(samples, -1).any(dim=1)).flatten().tolist())
+    sample_cosine = tuple(math.nan if i in broken else cosine(r, t) for i, (r, t) in enumerate(zip(ref_rows, tgt_rows)))
 
     metrics = OutputComparison(
         **base,
@@ -149,12 +203,13 @@ def compare_outputs(
         max_rel_diff=float(relative.max()),
         rel_l2=relative_l2(ref, tgt),
         cosine_similarity=cosine(ref, tgt),
-        min_sample_cosine=min(sample_cosine),
+        min_sample_cosine=min((v for v in sample_cosine if not math.isnan(v)), default=None),
         sample_cosine=sample_cosine,
-        sample_rel_l2=tuple(relative_l2(r, t) for r, t in zip(ref_rows, tgt_rows)),
+        sample_rel_l2=tuple(math.nan if i in broken else relative_l2(r, t) for i, (r, t) in enumerate(zip(ref_rows, tgt_rows))),
         sample_max_abs_diff=tuple(float(d.max()) for d in diff_rows),
         within_tolerance={_percent(tol): float((relative <= tol).double().mean()) for tol in RELATIVE_TOLERANCES},
         topk=top_k_agreement(ref_rows, tgt_rows, diff_rows.max(dim=1).values) if classifier else None,
+        abs_diff_histogram=diff_histogram(finite_abs_diff, ref[both_finite]),
     )
     return assess(metrics, criteria)
 
@@ -222,7 +277,8 @@ def assess(c: OutputComparison, criteria: Criteria) -> OutputComparison:
     failures: list[str] = []
     if c.nonfinite_samples:
         failures.append(
-            f"{c.name}: {c.target_nonfinite.nan} NaN and {c.target_nonfinite.inf} Inf in the target where the reference "
+            f"{c.name}: {c.target_nonfinite_where_reference_finite.nan} NaN and {c.target_nonfinite_where_reference_finite.inf} "
+            "Inf in the target where the reference "
             f"is finite (samples {_list_samples(c.nonfinite_samples)})"
         )
     if c.cosine_similarity is None or c.rel_l2 is None:

@@ -95,6 +95,7 @@ class CheckConfig:
     timing: TimingSpec = field(default_factory=TimingSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     fp64_reference: bool = True
+    layers: bool = False  # also compare module by module (layers.py) for each target
     command_line: str = ""
 
 

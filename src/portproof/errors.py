@@ -6,7 +6,8 @@
     ├── WeightsError            a checkpoint that cannot be found, read or loaded into the model
     ├── InputError              no usable input images
     ├── DeviceUnavailableError  a requested device or runtime is absent
-    └── OutputError             the output directory cannot be written
+    ├── OutputError             the output directory cannot be written
+    └── SummaryError            a saved summary.json (for `portproof report`) that cannot be read back
 
 A mismatch between reference and target is a result (FAIL), never an exception; a target that crashes
 while running is recorded as that target's ERROR and the other targets go on.
@@ -38,4 +39,8 @@ class DeviceUnavailableError(PortproofError):
 
 
 class OutputError(PortproofError):
+    pass
+
+
+class SummaryError(PortproofError):
     pass

@@ -19,7 +19,6 @@ recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 from dataclasses import dataclass, field
@@ -103,8 +102,9 @@ def compare_layers(
 ) -> LayerReport:
     """Compare two models with the same module names, module by module, on one batch of CPU inputs.
 
-    `reference_model` runs as given (on the CPU, in its dtype); a copy of `target_model` runs on the
-    target's device and dtype. Neither model is changed.
+    `reference_model` runs as given, on the device and in the dtype where it is, and `inputs` must be
+    there too; a copy of `target_model` runs on the target's device and dtype. Neither model is changed
+    (the reference is put in eval mode).
     """
     from .config import parse_target
 
@@ -113,9 +113,8 @@ def compare_layers(
         raise ConfigError(f"compare_layers runs eager PyTorch targets; got {spec.label}")
     check_same_names(reference_model, target_model)
     backend = EagerBackend(spec)
-    backend.prepare(target_model, inputs)
-    reference = copy.deepcopy(reference_model).eval()
-    session = _Session(reference, backend, inputs)
+    backend.prepare(target_model, inputs)  # a copy, on the target's device and dtype
+    session = _Session(reference_model.eval(), backend, inputs)  # hooks are removed when it ends
     rows = session.run()
     return _report(spec.label, inputs.shape[0], criteria, rows, notes + session.notes)
 

@@ -39,6 +39,7 @@ class ModelIdentity:
 class LoadedModel:
     identity: ModelIdentity
     module: nn.Module  # in eval mode, on the CPU, fp32; forward(x) returns a tuple in `output_names` order
+    network: nn.Module  # the family's own model inside `module`: what the layer pass walks, by its module names
     output_names: tuple[str, ...]
     classifier_output: str | None  # the output whose argmax is a class (top-k agreement applies)
     data_config: dict[str, Any]  # the preprocessing the pretrained weights expect
@@ -162,6 +163,7 @@ def load(spec: ModelSpec, weights: WeightsSpec) -> LoadedModel:
     return LoadedModel(
         identity=identity,
         module=wrapped,
+        network=model,
         output_names=output_names,
         classifier_output=classifier_output,
         data_config=family.data_config(model),

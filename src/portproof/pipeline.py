@@ -7,6 +7,7 @@ any target runs.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -19,13 +20,18 @@ from .backends import registry
 from .backends.base import Backend
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import CheckConfig, TargetSpec
+from .errors import PortproofError
+from .layers import LayerReport, compare_layers
 from .result import CheckResult, InputInfo, ModelInfo, ReferenceResult, TargetResult
 from .timing import measure
 
-Progress = Callable[[str], None]
+# progress(message) says a step begins; progress(message, done, total) that the step so named is done/total
+# of the way. The pipeline only calls it; the CLI decides what (if anything) the user sees.
+Progress = Callable[..., None]
 
 
-def run_check(config: CheckConfig, progress: Progress = lambda message: None) -> CheckResult:
+def run_check(config: CheckConfig, progress: Progress = lambda message, done=None, total=None: None) -> CheckResult:
+    progress = _with_counts(progress)
     started, clock = _now(), time.perf_counter()
     notes: list[str] = []
 
@@ -40,13 +46,16 @@ def run_check(config: CheckConfig, progress: Progress = lambda message: None) ->
     target_specs = config.targets
     if target_specs is None:
         target_specs, why = registry.auto_targets()
+        if config.layers and not config.timing.enabled and len(target_specs) > 1:  # `portproof layers`: one target
+            target_specs, why = target_specs[:1], f"{why}; the layer pass takes the first, {target_specs[0].label}"
         notes.append(why)
     # Every backend is created before anything runs, so an absent device stops the check at once.
     reference_backend = registry.create(config.reference)
     target_backends = [registry.create(spec) for spec in target_specs]
 
     progress(f"running the reference ({config.reference.label})")
-    reference_outputs, reference_latency = _run_side(reference_backend, loaded.module, batches, config)
+    reference_outputs, reference_latency = _run_side(reference_backend, loaded.module, batches, config, progress,
+                                                     f"timing the reference ({config.reference.label})")
     named_reference = dict(zip(loaded.output_names, reference_outputs))
     reference_description = reference_backend.describe()
     del reference_backend
@@ -61,10 +70,14 @@ def run_check(config: CheckConfig, progress: Progress = lambda message: None) ->
     targets, target_tensors = [], {}
     for position, (spec, backend) in enumerate(zip(target_specs, target_backends)):
         progress(f"running target {position} ({spec.label})")
-        result, outputs = _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config)
+        result, outputs = _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config,
+                                      progress)
+        target_backends[position] = None  # free the target's model before the next one loads
+        if config.layers and result.status != "ERROR":
+            progress(f"comparing target {position} ({spec.label}) module by module")
+            result = replace(result, layers=run_layer_pass(spec, loaded, input_set.tensor, config))
         targets.append(result)
         target_tensors[f"target-{position}"] = outputs
-        target_backends[position] = None  # free the target's model before the next one loads
 
     tensors = None
     if config.output.save_tensors:
@@ -114,11 +127,12 @@ def run_check(config: CheckConfig, progress: Progress = lambda message: None) ->
     )
 
 
-def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config):
+def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config,
+                progress: Progress | None = None):
     """One target, start to end; any exception it raises becomes its ERROR result."""
     description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
     try:
-        outputs, latency = _run_side(backend, loaded.module, batches, config)
+        outputs, latency = _run_side(backend, loaded.module, batches, config, progress, f"timing {spec.label}")
         description = backend.describe()
         if len(outputs) != len(loaded.output_names):
             raise RuntimeError(f"returned {len(outputs)} outputs, the reference {len(loaded.output_names)}")
@@ -144,11 +158,37 @@ def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, r
     return TargetResult(spec.label, verdict.status, description, tuple(comparisons), verdict, latency, speedup), named
 
 
-def _run_side(backend: Backend, module, batches, config: CheckConfig):
+def run_layer_pass(spec: TargetSpec, loaded, samples: torch.Tensor, config: CheckConfig) -> LayerReport:
+    """The module-by-module comparison of one target, on every sample in one batch. A failure of the
+    layer pass is reported in it and does not change the target's verdict."""
+    notes: tuple[str, ...] = ()
+    if spec.backend == "onnxruntime":
+        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), (
+            "onnxruntime targets are not compared module by module: run the layer pass on an eager target of the "
+            "same device and dtype to localise a difference",))
+    if spec.backend == "compile":
+        notes = (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: torch.compile fuses modules, "
+                 "so their outputs cannot be observed one by one",)
+        spec = replace(spec, backend="eager")
+    reference = registry.create(config.reference)
+    reference.prepare(loaded.network, samples)
+    try:
+        return compare_layers(reference.model, loaded.network, reference.place(samples), spec, config.criteria, notes)
+    except PortproofError as error:
+        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), notes + (f"layer pass failed: {error}",))
+
+
+def _run_side(backend: Backend, module, batches, config: CheckConfig, progress: Progress | None = None,
+              timing_step: str = "timing"):
     outputs, cold_ms = _run_all(backend, module, batches)
     latency = None
     if config.timing.enabled:
-        latency = measure(backend.step(batches[0]), backend.synchronize, config.timing, batches[0].shape[0], cold_ms)
+        on_step = None
+        if progress is not None:
+            progress(timing_step)
+            on_step = lambda done, total: progress(timing_step, done, total)  # noqa: E731
+        latency = measure(backend.step(batches[0]), backend.synchronize, config.timing, batches[0].shape[0], cold_ms,
+                          on_step)
     return outputs, latency
 
 
@@ -165,6 +205,15 @@ def _run_all(backend: Backend, module, batches) -> tuple[tuple[torch.Tensor, ...
         else:
             per_batch.append(backend.run(batch))
     return tuple(torch.cat(parts) for parts in zip(*per_batch)), cold_ms
+
+
+def _with_counts(progress: Progress) -> Progress:
+    """A callback that takes only the message still works: it hears of each step, not of the counts."""
+    try:
+        inspect.signature(progress).bind("", 0, 0)
+        return progress
+    except (TypeError, ValueError):
+        return lambda message, done=None, total=None: None if done is not None else progress(message)
 
 
 def _now() -> str:

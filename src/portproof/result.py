@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .compare import OutputComparison, Verdict
+from .layers import LayerReport
 from .config import CheckConfig
 from .timing import LatencyStats
 from .weights import WeightsProvenance
@@ -60,6 +61,7 @@ class TargetResult:
     latency: LatencyStats | None = None
     speedup: float | None = None  # reference median latency / target median latency
     error: str | None = None
+    layers: LayerReport | None = None  # with --layers: the module-by-module comparison
 
     def comparison(self, name: str) -> OutputComparison | None:
         return next((c for c in self.comparisons if c.name == name), None)

@@ -67,15 +67,21 @@ def summarize(samples_ms: list[float], batch_size: int, warmup: int, cold_ms: fl
 
 
 def measure(step: Callable[[], Any], synchronize: Callable[[], None], spec: TimingSpec, batch_size: int,
-            cold_ms: float | None) -> LatencyStats:
-    """Time `step` after `spec.warmup` untimed runs; each timed run ends with the device synchronised."""
-    for _ in range(spec.warmup):
+            cold_ms: float | None, on_step: Callable[[int, int], None] | None = None) -> LatencyStats:
+    """Time `step` after `spec.warmup` untimed runs; each timed run ends with the device synchronised.
+    `on_step(done, total)` hears of every run, warm-up included, outside the timed span."""
+    total = spec.warmup + spec.iters
+    for done in range(1, spec.warmup + 1):
         step()
+        if on_step:
+            on_step(done, total)
     synchronize()
     samples = []
-    for _ in range(spec.iters):
+    for done in range(spec.warmup + 1, total + 1):
         start = time.perf_counter()
         step()
         synchronize()
         samples.append((time.perf_counter() - start) * 1000.0)
+        if on_step:
+            on_step(done, total)
     return summarize(samples, batch_size, spec.warmup, cold_ms)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..result import CheckResult
-from . import log, markdown, summary_json
+from . import html, layers_files, log, markdown, markdown_zh, summary_json
 
 WRITERS = {"summary.json": summary_json.render, "accuracy_compare.log": log.render, "report.md": markdown.render}
+# report.md and report.html in the language of --lang; the other files are for scripts and stay English.
+MARKDOWN = {"en": markdown.render, "zh": markdown_zh.render}
 
 
 def check_writable(directory: str | Path) -> Path:
@@ -26,9 +28,28 @@ def check_writable(directory: str | Path) -> Path:
     return path
 
 
-def write_reports(result: CheckResult, directory: str | Path) -> list[Path]:
+def render_reports(result: CheckResult, lang: str = "en", source: str = "this run") -> dict[str, bytes]:
+    """report.md and report.html, for people, in `lang`; `source` says in report.html what they were made from."""
+    return {"report.md": MARKDOWN[lang](result).encode("utf-8"),
+            "report.html": html.render(result, lang, source).encode("utf-8")}
+
+
+def write_files(contents: dict[str, bytes], directory: str | Path) -> list[Path]:
+    """Each file atomically, once every one has rendered."""
+    written = []
+    for name, data in contents.items():
+        atomic_write(Path(directory) / name, data)
+        written.append(Path(directory) / name)
+    return written
+
+
+def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") -> list[Path]:
     directory = Path(directory)
     contents = {name: render(result).encode("utf-8") for name, render in WRITERS.items()}
+    contents.update(render_reports(result, lang))
+    if layers_files.has_layers(result):
+        contents.update({"layers.csv": layers_files.render_csv(result).encode("utf-8"),
+                         "layers.json": layers_files.render_json(result).encode("utf-8")})
     if result.tensors:
         contents.update(_tensor_files(result.tensors))
     written = []

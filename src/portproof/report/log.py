@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..compare import OutputComparison
+from ..layers import LayerReport
 from ..result import RANDOM_WEIGHTS_BANNER, CheckResult, TargetResult
 from ..timing import LatencyStats
 from .formatting import milliseconds, number, share
@@ -52,6 +53,32 @@ def _target_lines(target: TargetResult) -> list[str]:
         lines += ["", "latency:", *_latency_lines(target.latency)]
         if target.speedup is not None:
             lines.append(f"  speedup over reference (median): {target.speedup:.3f}x")
+    if target.layers:
+        lines += ["", *_layer_lines(target.layers)]
+    return lines
+
+
+def _layer_lines(report: LayerReport) -> list[str]:
+    """The layer pass: the verdict on where numbers part ways, then every module in execution order."""
+    lines = [
+        f"layer pass ({len(report.rows)} module outputs, {report.samples} samples in one batch):",
+        f"  first divergent module (local):       {report.first_divergent or 'none'}",
+        f"  first divergent module (accumulated): {report.first_divergent_accumulated or 'none'}",
+        "  worst modules by local error: " + (", ".join(report.worst_local) or "none"),
+    ]
+    lines += [f"  note: {note}" for note in report.notes]
+    if report.rows:
+        lines.append(f"  {'order':>5} {'module':<34} {'type':<14} {'acc cosine':>12} {'acc rel_l2':>11} "
+                     f"{'local cosine':>12} {'local rel_l2':>12}")
+    for row in report.rows:
+        cells = []
+        for metrics in (row.accumulated, row.local):
+            if metrics.cosine is None:
+                cells.append(f"{(metrics.error or 'no finite values')[:25]:>25}")
+            else:
+                cells.append(f"{number(metrics.cosine, 9):>12} {number(metrics.rel_l2, 4):>11}")
+        mark = "  <- first divergent" if row.label in (report.first_divergent, report.first_divergent_accumulated) else ""
+        lines.append(f"  {row.order:>5} {row.label:<34} {row.module_type[:14]:<14} {cells[0]} {cells[1]}{mark}")
     return lines
 
 

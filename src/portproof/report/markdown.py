@@ -62,6 +62,7 @@ def render(result: CheckResult) -> str:
     ])
     out += _run_result(result)
     out += _comparison(result)
+    out += _layers(result)
     out += _scoring_table(result)
     out += _conclusion(result)
     return "\n".join(out) + "\n"
@@ -95,6 +96,30 @@ def _run_result(result: CheckResult) -> list[str]:
     for t in result.targets:
         if t.error:
             rows += [f"**{esc(t.label)} raised an error:** {esc(t.error)}", ""]
+    return rows
+
+
+def _layers(result: CheckResult) -> list[str]:
+    reports = [t.layers for t in result.targets if t.layers is not None]
+    if not reports:
+        return []
+    rows = ["## Layer-by-layer comparison", "",
+            "*Accumulated*: each side runs the whole model, module outputs compared. *Local*: each target module is "
+            "fed the reference's input to it, so its error is its own. A module diverges when its cosine falls below "
+            f"{result.config.criteria.min_cosine:g}, its rel_l2 exceeds {result.config.criteria.max_rel_l2:g}, it turns "
+            "values NaN/Inf, or it raises. Every module is listed in `layers.csv` and `layers.json`.", ""]
+    for report in reports:
+        rows += [f"### {esc(report.target)}", "",
+                 f"- First divergent module (local): **{esc(report.first_divergent or 'none')}**",
+                 f"- First divergent module (accumulated): **{esc(report.first_divergent_accumulated or 'none')}**",
+                 *[f"- Note: {esc(note)}" for note in report.notes], ""]
+        if report.worst_local:
+            rows += ["| worst by local error | local cosine | local rel_l2 | accumulated rel_l2 |", "|---|---|---|---|"]
+            for label in report.worst_local:
+                row = report.row(label)
+                local = row.local.error or number(row.local.rel_l2)
+                rows.append(f"| {esc(label)} | {number(row.local.cosine, 9)} | {esc(local)} | {number(row.accumulated.rel_l2)} |")
+            rows.append("")
     return rows
 
 

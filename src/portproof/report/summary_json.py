@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ..result import RANDOM_WEIGHTS_BANNER, CheckResult, TargetResult
+from .layers_files import layer_summary
 
 
 def render(result: CheckResult) -> str:
@@ -64,6 +65,7 @@ def scoring_fields(result: CheckResult) -> dict[str, Any]:
 def target_entry(target: TargetResult) -> dict[str, Any]:
     entry = dataclasses.asdict(target)
     entry["comparisons"] = [{**dataclasses.asdict(c), "shape_match": c.shape_match} for c in target.comparisons]
+    entry["layers"] = layer_summary(target.layers) if target.layers else None  # the rows are in layers.json
     return entry
 
 

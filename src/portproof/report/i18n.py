@@ -1,0 +1,278 @@
+"""The words of the human-readable reports in each language (`--lang en|zh`), and the sentences that
+explain a verdict, built from the measured values rather than translated from the English ones.
+
+The Chinese report follows the section order of the adaptation reports written for Ascend ports:
+模型信息, 硬件环境, 软件环境, 权重加载情况, 运行结果, 精度对比, 评分字段, 适配结论. Metric and field
+names (cosine_similarity, rel_l2, pretrained_used, ...) stay as they are in both languages: they are
+the names a reader finds in summary.json.
+"""
+
+from __future__ import annotations
+
+from ..compare import OutputComparison
+from ..config import Criteria
+from ..result import RANDOM_WEIGHTS_BANNER
+
+LANGUAGES = ("en", "zh")
+
+_EN = {
+    "html_lang": "en",
+    "title": "{model} port report",
+    "subtitle": "{targets} against the reference {reference}",
+    "random_banner": RANDOM_WEIGHTS_BANNER,
+    "random_detail": "No pretrained checkpoint was found: the model was randomly initialised (seed {seed}). "
+                     "The figures show whether the port computes the same numbers, not how accurate the model is. "
+                     "The places searched are listed under Weight loading.",
+    "model": "Model",
+    "hardware": "Hardware",
+    "software": "Software",
+    "install_run": "Install and run",
+    "weights": "Weight loading",
+    "inputs": "Inputs",
+    "run_result": "Run result",
+    "comparison": "Comparison",
+    "layers": "Layer by layer",
+    "scoring": "Scoring fields",
+    "conclusion": "Conclusion",
+    "verdicts": "Verdict",
+    "plots_errors": "Error distribution",
+    "plots_samples": "Per-sample agreement",
+    "plots_latency": "Latency",
+    "environment": "Environment",
+    "name": "Name",
+    "requested_as": "requested as",
+    "family": "Family",
+    "hub_repo": "Hub repository",
+    "parameters": "Parameters",
+    "outputs_compared": "Outputs compared",
+    "reference": "Reference",
+    "target": "Target",
+    "cpu": "CPU",
+    "cores": "{cores} logical cores, {threads} torch threads",
+    "python": "Python",
+    "platform": "Platform",
+    "not_installed": "not installed",
+    "none": "none",
+    "yes": "yes",
+    "no": "no",
+    "pretrained_loaded": "Pretrained weights loaded",
+    "random_init": "NO — random initialisation (seed {seed})",
+    "source": "Source",
+    "path": "Path",
+    "size": "Size",
+    "bytes": "{size:,} bytes",
+    "partial": "Partial load allowed: {missing} missing, {unexpected} unexpected keys",
+    "searched": "Searched",
+    "input_line": "{kind}: {n} samples of shape {shape}, batch size {batch}, seed {seed}",
+    "files": "Files",
+    "generated": "none (generated tensors)",
+    "skipped": "Skipped",
+    "side": "side",
+    "run_status": "ran",
+    "note": "Note",
+    "output_shapes": "output shapes",
+    "mean_latency": "mean latency",
+    "median_latency": "median latency",
+    "cold_run": "cold run",
+    "speedup": "speedup",
+    "latency_note": "Latency is per batch of {batch}, after {warmup} warm-up runs, over {iters} synchronised runs; "
+                    "speedup is the reference's median over the target's.",
+    "no_bench": "Latency was not measured (--no-bench).",
+    "raised": "{label} raised an error",
+    "noise_floor": "Noise floor — the fp32 reference's own rel_l2 against a float64 run: {floor}.",
+    "target_col": "target",
+    "output_col": "output",
+    "min_sample_cosine": "min sample cosine",
+    "within_1": "within 1%",
+    "noise_multiple": "x noise floor",
+    "verdict_col": "verdict",
+    "full_comparison": "The full comparison, per sample, is in accuracy_compare.log and summary.json.",
+    "scoring_intro": "For target {target}, output {output}, against the reference {reference}, "
+                     "with the same weights and the same inputs.",
+    "field": "field",
+    "value": "value",
+    "pass_line": "{label}: PASS",
+    "fail_line": "{label}: FAIL",
+    "error_line": "{label}: ERROR",
+    "random_conclusion": "{banner}: these figures say nothing about the pretrained model's accuracy.",
+    "basis": "Basis",
+    "failures": "Broken rules",
+    "criteria": "Criteria",
+    "criteria_line": "cosine ≥ {min_cosine}, rel_l2 ≤ {max_rel_l2}, tie-aware top-1 agreement on every sample",
+    "started": "Started {started}, {duration:.1f} s",
+    "command": "Command",
+    "generated_by": "Written by portproof {version} from {source}.",
+    "top1": "top-1",
+    "tie_aware": "tie-aware",
+    "median": "median",
+    "fig_hist": "How far each element of the target's output is from the reference's: |target − reference| over "
+                "every element, counts on a log scale, one panel per output. The dashed line is the rel_l2 "
+                "limit ({max_rel_l2}) times the reference's RMS: an error that size on every element would just "
+                "reach the limit. The dotted line is the same for the fp32 reference's own error against float64 "
+                "(the noise floor). Elements equal exactly are counted in the legend.",
+    "fig_samples": "Agreement sample by sample: 1 − cosine (left) and rel_l2 (right) of each input, per target and "
+                   "output, on log scales (lower is better; values below 1e-16 are drawn at 1e-16). Dashed lines: "
+                   "the limits (cosine ≥ {min_cosine}, rel_l2 ≤ {max_rel_l2}).",
+    "fig_latency": "Latency per batch of {batch} over {iters} timed runs: the box spans the middle half of the runs, "
+                   "the line inside is the median (printed on the right), whiskers reach 1.5 × the box, "
+                   "dots are outliers.",
+    "fig_layers": "Error of every module in execution order: accumulated (each side ran the whole model) and "
+                  "local (the target's module fed the reference's input). The vertical line marks the first "
+                  "divergent module; dashed lines are the thresholds.",
+    "layers_first": "First divergent module — local: {local}; accumulated: {accumulated}.",
+    "layers_none": "no module diverges",
+    "error_no_plot": "no comparable values",
+    "wrote": "wrote",
+}
+
+_ZH = {
+    "html_lang": "zh-CN",
+    "title": "{model} 适配报告",
+    "subtitle": "{targets} 对比参考 {reference}",
+    "random_banner": f"{RANDOM_WEIGHTS_BANNER}（随机权重：仅检验数值一致性，不能作为评分报告）",
+    "random_detail": "未找到预训练权重，模型为随机初始化（种子 {seed}）。以下数据只说明适配后的计算与参考是否一致，"
+                     "不代表模型的精度。查找过的位置见“权重加载情况”。",
+    "model": "模型信息",
+    "hardware": "硬件环境",
+    "software": "软件环境",
+    "install_run": "安装与运行",
+    "weights": "权重加载情况",
+    "inputs": "输入数据",
+    "run_result": "运行结果",
+    "comparison": "精度对比",
+    "layers": "逐层对比",
+    "scoring": "评分字段",
+    "conclusion": "适配结论",
+    "verdicts": "判定",
+    "plots_errors": "误差分布",
+    "plots_samples": "逐样本一致性",
+    "plots_latency": "时延",
+    "environment": "运行环境",
+    "name": "模型名称",
+    "requested_as": "命令行写法",
+    "family": "模型族",
+    "hub_repo": "权重仓库",
+    "parameters": "参数量",
+    "outputs_compared": "对比的输出",
+    "reference": "参考端",
+    "target": "目标端",
+    "cpu": "CPU",
+    "cores": "{cores} 个逻辑核，torch 线程数 {threads}",
+    "python": "Python",
+    "platform": "操作系统",
+    "not_installed": "未安装",
+    "none": "无",
+    "yes": "是",
+    "no": "否",
+    "pretrained_loaded": "是否加载预训练权重",
+    "random_init": "否 —— 随机初始化（种子 {seed}）",
+    "source": "来源",
+    "path": "路径",
+    "size": "大小",
+    "bytes": "{size:,} 字节",
+    "partial": "允许部分加载：缺少 {missing} 个键，多出 {unexpected} 个键",
+    "searched": "已查找",
+    "input_line": "{kind}：{n} 个样本，形状 {shape}，batch size {batch}，种子 {seed}",
+    "files": "文件",
+    "generated": "无（生成的张量）",
+    "skipped": "已跳过",
+    "side": "运行端",
+    "run_status": "运行状态",
+    "note": "说明",
+    "output_shapes": "输出形状",
+    "mean_latency": "平均时延",
+    "median_latency": "时延中位数",
+    "cold_run": "首次运行",
+    "speedup": "加速比",
+    "latency_note": "时延按每个 batch（大小 {batch}）计，先预热 {warmup} 次，再同步计时 {iters} 次；"
+                    "加速比 = 参考端时延中位数 / 目标端时延中位数。",
+    "no_bench": "未测时延（--no-bench）。",
+    "raised": "{label} 运行出错",
+    "noise_floor": "噪声底 —— fp32 参考端相对 float64 运行的 rel_l2：{floor}。",
+    "target_col": "目标端",
+    "output_col": "输出",
+    "min_sample_cosine": "最小单样本 cosine",
+    "within_1": "相对误差 ≤1% 占比",
+    "noise_multiple": "噪声底倍数",
+    "verdict_col": "判定",
+    "full_comparison": "逐样本的完整对比见 accuracy_compare.log 与 summary.json。",
+    "scoring_intro": "以下字段对应目标端 {target} 的输出 {output}，参考端为 {reference}，两端使用相同的权重和输入。",
+    "field": "字段",
+    "value": "取值",
+    "pass_line": "{label}：通过（PASS）",
+    "fail_line": "{label}：不通过（FAIL）",
+    "error_line": "{label}：运行出错（ERROR）",
+    "random_conclusion": "{banner}：以上数据不能说明预训练模型的精度。",
+    "basis": "判定依据",
+    "failures": "未满足的条件",
+    "criteria": "判定标准",
+    "criteria_line": "cosine ≥ {min_cosine}，rel_l2 ≤ {max_rel_l2}，且每个样本的 top-1 一致（考虑近似并列）",
+    "started": "开始于 {started}，耗时 {duration:.1f} 秒",
+    "command": "命令",
+    "generated_by": "由 portproof {version} 根据 {source} 生成。",
+    "top1": "top-1",
+    "tie_aware": "考虑近似并列",
+    "median": "中位数",
+    "fig_hist": "目标端输出的每个元素与参考端相差多少：横轴为 |target − reference|，纵轴为元素个数（对数刻度），"
+                "每个输出一幅图。虚线为 rel_l2 上限（{max_rel_l2}）乘以参考端输出的均方根：若每个元素的误差都等于它，"
+                "rel_l2 恰好达到上限。点线为 fp32 参考端相对 float64 的同一量（噪声底）。完全相等的元素个数写在图例中。",
+    "fig_samples": "逐样本一致性：每个输入的 1 − cosine（左）与 rel_l2（右），按目标端和输出分别画出，对数刻度，"
+                   "越低越好（小于 1e-16 的值画在 1e-16）。虚线为判定阈值（cosine ≥ {min_cosine}，rel_l2 ≤ {max_rel_l2}）。",
+    "fig_latency": "每个 batch（大小 {batch}）的时延，共计时 {iters} 次：箱体为中间一半的运行，箱内竖线为中位数"
+                   "（数值标在右侧），须线延伸至箱长的 1.5 倍，圆点为离群值。",
+    "fig_layers": "按执行顺序列出每个模块的误差：累积模式（两端各自运行整个模型）与局部模式（目标端模块输入参考端的输入）。"
+                  "竖线标出首个发散模块，虚线为阈值。",
+    "layers_first": "首个发散模块 —— 局部模式：{local}；累积模式：{accumulated}。",
+    "layers_none": "没有模块发散",
+    "error_no_plot": "没有可比较的数值",
+    "wrote": "已写入",
+}
+
+_TEXTS = {"en": _EN, "zh": _ZH}
+
+
+def texts(lang: str) -> dict[str, str]:
+    if lang not in _TEXTS:
+        raise ValueError(f"unknown language {lang!r}; choose one of: {', '.join(LANGUAGES)}")
+    return _TEXTS[lang]
+
+
+def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:
+    """Each verdict rule applied to one output, as (held, sentence), from the measured values.
+    The English sentences are the ones compare.assess wrote; the Chinese ones say the same."""
+    c = comparison
+    if lang == "en":
+        if c.failures:
+            return [(False, f) for f in c.failures]
+        return [(True, c.basis)]
+    name = c.name
+    if not c.shape_match:
+        return [(False, f"{name}：形状 {list(c.target_shape)} 与参考端 {list(c.reference_shape)} 不一致")]
+    reasons: list[tuple[bool, str]] = []
+    if c.nonfinite_samples:
+        reasons.append((False, f"{name}：参考端为有限值处，目标端出现 {c.target_nonfinite.nan} 个 NaN、"
+                               f"{c.target_nonfinite.inf} 个 Inf（样本 {_samples(c.nonfinite_samples)}）"))
+    if c.cosine_similarity is None or c.rel_l2 is None:
+        reasons.append((False, f"{name}：两端没有同时为有限值的元素，无法比较"))
+        return reasons
+    cosine_ok = c.cosine_similarity >= criteria.min_cosine
+    rel_ok = c.rel_l2 <= criteria.max_rel_l2
+    cosine = f"{name}：cosine_similarity={c.cosine_similarity:.6f}"
+    rel_l2 = f"{name}：rel_l2={c.rel_l2:.3e}"
+    reasons.append((cosine_ok, f"{cosine} ≥ {criteria.min_cosine:g}" if cosine_ok else f"{cosine}，低于下限 {criteria.min_cosine:g}"))
+    reasons.append((rel_ok, f"{rel_l2} ≤ {criteria.max_rel_l2:g}" if rel_ok else f"{rel_l2}，超过上限 {criteria.max_rel_l2:g}"))
+    if c.topk is not None:
+        samples = len(c.sample_cosine)
+        agreed = round(c.topk.tie_aware_top1_agreement * samples)
+        text = f"{name}：top-1 在 {agreed}/{samples} 个样本上一致（考虑近似并列）"
+        if c.topk.forgiven_samples:
+            text += f"，样本 {_samples(c.topk.forgiven_samples)} 的互换因两类 logit 差小于误差而不计"
+        if c.topk.mismatched_samples:
+            text += f"；样本 {_samples(c.topk.mismatched_samples)} 的 top-1 类别不同"
+        reasons.append((c.topk.tie_aware_top1_match, text))
+    return reasons
+
+
+def _samples(indices: tuple[int, ...], limit: int = 8) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f" 等 {len(indices)} 个" if len(indices) > limit else "")

@@ -1,0 +1,133 @@
+"""Reading a saved run back: summary.json (and layers.json) into the CheckResult the writers render.
+
+`portproof report DIR` uses this to re-render report.md and report.html without running the model. The
+conversion follows the dataclasses' own type hints, so a field added to a result dataclass is read back
+without a change here; a field missing from an older summary takes its default when it has one. Numbers
+that were not finite were saved as null and come back as None (shown as "n/a").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from ..errors import SummaryError
+from ..result import SCHEMA_VERSION, CheckResult
+
+SUMMARY_FILE = "summary.json"
+LAYERS_FILE = "layers.json"
+
+
+def load_directory(directory: str | Path) -> CheckResult:
+    """The result saved in `directory`: its summary.json, and its layers.json when there is one."""
+    directory = Path(directory)
+    path = directory / SUMMARY_FILE
+    if not path.is_file():
+        raise SummaryError(f"{path} does not exist; run `portproof check --out {directory}` first, "
+                           "or point `portproof report` at a folder that holds a summary.json")
+    result = from_summary(_read_json(path))
+    layers_path = directory / LAYERS_FILE
+    if layers_path.is_file() and "layers" in {f.name for f in dataclasses.fields(CheckResult)}:
+        hint = typing.get_type_hints(CheckResult)["layers"]
+        result = dataclasses.replace(result, layers=_build(hint, _read_json(layers_path), LAYERS_FILE))
+    return result
+
+
+def from_summary(summary: dict[str, Any]) -> CheckResult:
+    """The inverse of summary_json.summary(): a CheckResult equal to the one that was saved (without
+    tensors, and with non-finite numbers as None)."""
+    if not isinstance(summary, dict):
+        raise SummaryError("summary.json does not hold a JSON object")
+    version = str(summary.get("schema_version", ""))
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise SummaryError(f"summary.json has schema_version {version or 'none'}; this portproof reads {SCHEMA_VERSION}")
+    # summary.json names a few blocks differently from the dataclass (settings = config); the rest match.
+    fields = {**summary, "config": summary.get("settings")}
+    return _build(CheckResult, fields, "summary.json")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SummaryError(f"cannot read {path} ({error.strerror or error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SummaryError(f"{path} is not valid JSON ({error}); it may be truncated: run the check again") from None
+
+
+def _build(hint: Any, value: Any, where: str) -> Any:
+    """`value` (parsed JSON) as an instance of the type `hint`, checked on the way."""
+    if hint is Any or hint is typing.Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        problems = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _build(option, value, where)
+            except SummaryError as error:
+                problems.append(str(error))
+        raise SummaryError(problems[0] if len(problems) == 1 else f"{where}: unexpected value {_short(value)}")
+    if value is None:
+        # Non-finite floats are written as null; a float field reads them back as None.
+        if hint is float:
+            return None
+        raise SummaryError(f"{where}: missing value (null)")
+    if dataclasses.is_dataclass(hint):
+        return _build_dataclass(hint, value, where)
+    if origin is tuple or hint is tuple:
+        _expect(isinstance(value, list), where, "a list", value)
+        if not args:
+            return tuple(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        _expect(len(args) == len(value), where, f"{len(args)} items", value)
+        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is list or hint is list:
+        _expect(isinstance(value, list), where, "a list", value)
+        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or hint is dict:
+        _expect(isinstance(value, dict), where, "an object", value)
+        if not args:
+            return dict(value)
+        return {_build(args[0], k, where): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if hint is float:
+        _expect(isinstance(value, (int, float)) and not isinstance(value, bool), where, "a number", value)
+        return float(value)
+    if hint is int:
+        _expect(isinstance(value, int) and not isinstance(value, bool), where, "an integer", value)
+        return value
+    if hint in (bool, str):
+        _expect(isinstance(value, hint), where, hint.__name__, value)
+        return value
+    return value
+
+
+def _build_dataclass(cls: type, value: Any, where: str) -> Any:
+    _expect(isinstance(value, dict), where, "an object", value)
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        if field.name in value:
+            kwargs[field.name] = _build(hints[field.name], value[field.name], f"{where}.{field.name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise SummaryError(f"{where}: field {field.name!r} is missing")
+    return cls(**kwargs)
+
+
+def _expect(condition: bool, where: str, what: str, value: Any) -> None:
+    if not condition:
+        raise SummaryError(f"{where}: expected {what}, found {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

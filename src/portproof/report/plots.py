@@ -1,0 +1,235 @@
+"""The figures of report.html, drawn with matplotlib from what the result already holds (histograms,
+per-sample metrics, latency samples, layer rows): nothing is recomputed from tensors here.
+
+Each function returns PNG bytes, or None when the result has nothing to draw. matplotlib is imported
+here only, when a figure is drawn, and through its object API (no pyplot, no global state), so the rest
+of portproof imports without it. Text inside the figures is metric names and numbers, the same in every
+language; report.html captions them in the report's language.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from ..result import CheckResult
+
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+REFERENCE_COLOUR = "#666666"
+THRESHOLD_COLOUR = "#C0392B"
+FLOOR = 1e-16  # 1 − cosine and rel_l2 of 0 are drawn here on log axes
+WIDTH_IN, DPI = 11.6, 100  # 1160 px: the width of report.html's column
+
+
+def colour(position: int) -> str:
+    return COLOURS[position % len(COLOURS)]
+
+
+def diff_histograms(result: CheckResult) -> bytes | None:
+    """|target − reference| per output: one panel per output, one stepped histogram per target."""
+    names = [n for n in result.model.output_names
+             if any(_histogram(t, n) for t in result.targets)]
+    if not names:
+        return None
+    criteria = result.config.criteria
+    floors = result.reference.rel_l2_vs_fp64 or {}
+    figure, axes = _figure(len(names), min(len(names), 2), height_per_row=4.2)
+    for ax, name in zip(axes, names):
+        low, high = math.inf, -math.inf
+        for position, target in enumerate(result.targets):
+            histogram = _histogram(target, name)
+            if histogram is None:
+                continue
+            counts, edges = list(histogram.counts), list(histogram.edges)
+            used = [i for i, c in enumerate(counts) if c]
+            extra = []
+            if histogram.zero:
+                extra.append(f"{histogram.zero:,} equal")
+            if histogram.below:
+                extra.append(f"{histogram.below:,} < {edges[0]:g}")
+            if histogram.above:
+                extra.append(f"{histogram.above:,} ≥ {edges[-1]:g}")
+            label = target.label + (f" ({', '.join(extra)})" if extra else "")
+            if used:
+                low, high = min(low, edges[used[0]]), max(high, edges[used[-1] + 1])
+                ax.stairs(counts, edges, color=colour(position), linewidth=1.8, label=label)
+            else:
+                ax.plot([], [], color=colour(position), label=label)
+        reference_histogram = next((h for h in (_histogram(t, name) for t in result.targets) if h), None)
+        rms = reference_histogram.reference_rms if reference_histogram else 0.0
+        marks = []
+        if rms > 0 and criteria.max_rel_l2 > 0:
+            marks.append((criteria.max_rel_l2 * rms, "--", f"rel_l2 limit {criteria.max_rel_l2:g} × RMS(ref)"))
+        if rms > 0 and floors.get(name):
+            marks.append((floors[name] * rms, ":", "fp32 noise floor × RMS(ref)"))
+        for x, style, label in marks:
+            ax.axvline(x, color=THRESHOLD_COLOUR if style == "--" else REFERENCE_COLOUR, linestyle=style, linewidth=1.4,
+                       label=label)
+            low, high = min(low, x), max(high, x)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if math.isfinite(low):
+            ax.set_xlim(low / 10, high * 10)
+        ax.set_ylim(bottom=0.7)
+        ax.set_title(name, fontsize=11, loc="left", fontweight="bold")
+        ax.set_xlabel("|target − reference| per element")
+        ax.set_ylabel("elements (log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        # below the panel: inside, it would hide the bars
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=2, frameon=False)
+    return _png(figure)
+
+
+def per_sample(result: CheckResult) -> bytes | None:
+    """1 − cosine and rel_l2 of every sample, one row of two panels per output, one line per target."""
+    names = [n for n in result.model.output_names
+             if any((c := t.comparison(n)) is not None and c.sample_cosine for t in result.targets)]
+    if not names:
+        return None
+    criteria = result.config.criteria
+    figure, axes = _figure(len(names) * 2, 2, height_per_row=3.0)
+    for row, name in enumerate(names):
+        cos_ax, rel_ax = axes[2 * row], axes[2 * row + 1]
+        samples = 0
+        for position, target in enumerate(result.targets):
+            c = target.comparison(name)
+            if c is None or not c.sample_cosine:
+                continue
+            samples = max(samples, len(c.sample_cosine))
+            marker = "o" if len(c.sample_cosine) <= 64 else None
+            xs = range(len(c.sample_cosine))
+            cos_ax.plot(xs, [_floor(1.0 - v) for v in c.sample_cosine], marker=marker, markersize=4,
+                        color=colour(position), label=target.label)
+            rel_ax.plot(xs, [_floor(v) for v in c.sample_rel_l2], marker=marker, markersize=4,
+                        color=colour(position), label=target.label)
+        for ax, limit, what in ((cos_ax, 1.0 - criteria.min_cosine, f"1 − cosine  ({name})"),
+                                (rel_ax, criteria.max_rel_l2, f"rel_l2  ({name})")):
+            if limit > 0:
+                ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4, label=f"limit {limit:g}")
+            ax.set_yscale("log")
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * 8)  # room above the limit line
+            ax.set_title(what, fontsize=11, loc="left", fontweight="bold")
+            ax.set_xlabel("sample")
+            ax.grid(True, which="major", alpha=0.3)
+            if samples <= 32:
+                ax.set_xticks(range(samples))
+        cos_ax.legend(fontsize=8, frameon=False)
+    return _png(figure)
+
+
+def latency(result: CheckResult) -> bytes | None:
+    """Box plot of the timed runs of the reference and of every target, medians written beside."""
+    sides = [(f"reference {result.reference.label}", result.reference.latency, REFERENCE_COLOUR)]
+    sides += [(t.label, t.latency, colour(i)) for i, t in enumerate(result.targets)]
+    sides = [(label, stats, c) for label, stats, c in sides if stats is not None and stats.samples_ms]
+    if not sides:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    sides.reverse()  # the reference on top
+    height = 1.0 + 0.55 * len(sides)
+    figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
+    ax = figure.add_subplot()
+    boxes = ax.boxplot([list(stats.samples_ms) for _, stats, _ in sides], orientation="horizontal", widths=0.55, patch_artist=True,
+                       medianprops={"color": "black", "linewidth": 1.6}, flierprops={"markersize": 3})
+    for patch, (_, _, c) in zip(boxes["boxes"], sides):
+        patch.set_facecolor(c)
+        patch.set_alpha(0.55)
+    ax.set_yticks(range(1, len(sides) + 1), [label for label, _, _ in sides])
+    values = [v for _, stats, _ in sides for v in stats.samples_ms]
+    if min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_xscale("log")
+    # medians in a column of their own, right of the plot area, so they never sit on a box
+    for row, (_, stats, _) in enumerate(sides, start=1):
+        ax.annotate(f"median {stats.median_ms:.3f} ms", xy=(1.0, row), xycoords=("axes fraction", "data"),
+                    xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xlabel(f"milliseconds per batch of {sides[0][1].batch_size}")
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    return _png(figure)
+
+
+def layers(report: Any) -> bytes | None:
+    """1 − cosine and rel_l2 of every module in execution order, accumulated and local, the first
+    divergent module marked. `report` is a layers.LayerReport."""
+    rows = [r for r in getattr(report, "rows", ()) if r is not None]
+    if not rows:
+        return None
+    criteria = report.criteria
+    figure, axes = _figure(2, 1, height_per_row=3.2)
+    xs = list(range(len(rows)))
+    labels = [r.label for r in rows]
+    for ax, metric, limit, what in ((axes[0], "cosine", 1.0 - criteria.min_cosine, "1 − cosine"),
+                                    (axes[1], "rel_l2", criteria.max_rel_l2, "rel_l2")):
+        for mode, c in (("accumulated", COLOURS[0]), ("local", COLOURS[1])):
+            values = [_layer_value(getattr(r, mode), metric) for r in rows]
+            ax.plot(xs, values, color=c, linewidth=1.3, marker=".", markersize=3, label=mode)
+        if limit > 0:
+            ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label=f"limit {limit:g}")
+        for name, mode_colour in ((report.first_divergent, COLOURS[1]), (report.first_divergent_accumulated, COLOURS[0])):
+            if name in labels:
+                ax.axvline(labels.index(name), color=mode_colour, linestyle=":", linewidth=1.6)
+        ax.set_yscale("log")
+        ax.set_title(what, fontsize=11, loc="left", fontweight="bold")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+    for name, text in ((report.first_divergent, "local"), (report.first_divergent_accumulated, "accumulated")):
+        if name in labels:
+            axes[0].annotate(f"{name} ({text})", xy=(labels.index(name), 1.0), xycoords=("data", "axes fraction"),
+                             xytext=(3, -12 if text == "local" else -24), textcoords="offset points", fontsize=8)
+    axes[1].set_xlabel(f"module, in execution order ({len(rows)} module outputs)")
+    return _png(figure)
+
+
+def _layer_value(metrics: Any, metric: str) -> float:
+    value = getattr(metrics, metric, None)
+    if value is None:
+        return math.nan  # a gap in the line: the module raised or was not reached
+    return _floor(1.0 - value if metric == "cosine" else value)
+
+
+def _histogram(target, name: str):
+    comparison = target.comparison(name)
+    return comparison.abs_diff_histogram if comparison is not None else None
+
+
+def _floor(value: float | None) -> float:
+    if value is None or math.isnan(value):
+        return math.nan
+    return max(value, FLOOR)
+
+
+def _figure(panels: int, columns: int, height_per_row: float):
+    from matplotlib.figure import Figure
+
+    rows = math.ceil(panels / columns)
+    figure = Figure(figsize=(WIDTH_IN, height_per_row * rows), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).flatten().tolist()
+    for extra in axes[panels:]:
+        extra.set_visible(False)
+    return figure, axes[:panels]
+
+
+def _png(figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    # no metadata: the same result gives the same bytes
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def layer_reports(result: CheckResult) -> list[Any]:
+    """The layer pass results the result carries (none when no layer pass ran)."""
+    value = getattr(result, "layers", None)
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if v is not None]
+    return [value]
+

@@ -1,0 +1,150 @@
+"""What a person sees on the terminal: live progress while the check runs, then the summary table, the
+verdict line or the summary JSON.
+
+Progress and warnings go to stderr, results to stdout. A stream that is not a terminal gets plain lines
+and no control characters (no colour, no cursor movement, no progress animation).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .result import RANDOM_WEIGHTS_BANNER, CheckResult
+
+STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow"}
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgressDisplay:
+    """The `progress` callback of `run_check`: progress(message) starts a step, progress(message, done,
+    total) moves its bar. On a terminal, rich progress bars with the elapsed time of every step; elsewhere
+    one plain line per step; nothing when quiet."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.interactive = not quiet and _is_terminal(self.stream)
+        self._progress = None
+        self._task = None
+        self._message: str | None = None
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.interactive:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(finished_text="[green]✓[/]"),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=28),
+                TextColumn("{task.fields[count]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+                refresh_per_second=8,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._finish_step()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __call__(self, message: str, done: int | None = None, total: int | None = None) -> None:
+        if self.quiet:
+            return
+        if message != self._message:
+            self._finish_step()
+            self._message = message
+            if self._progress is not None:
+                self._task = self._progress.add_task(message, total=None, count="")
+            else:
+                print(f"portproof: {message}", file=self.stream, flush=True)
+        if done is not None and total and self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total, count=f"{done}/{total}")
+
+    def _finish_step(self) -> None:
+        if self._progress is not None and self._task is not None:
+            task = next(t for t in self._progress.tasks if t.id == self._task)
+            total = task.total or 1
+            self._progress.update(self._task, total=total, completed=total)
+            self._progress.stop_task(self._task)
+        self._task = None
+        self._message = None
+
+
+def verdict_line(result: CheckResult, banner: bool = True) -> str:
+    """One line: the overall verdict, each target's, and (with `banner`) the random-weights warning when it
+    applies."""
+    passed = sum(t.status == "PASS" for t in result.targets)
+    overall = "PASS" if result.all_passed else ("ERROR" if any(t.status == "ERROR" for t in result.targets) else "FAIL")
+    targets = ", ".join(f"{t.label} {t.status}" for t in result.targets)
+    line = f"{overall}: {passed}/{len(result.targets)} targets passed ({targets})"
+    if banner and result.random_weights:
+        line += f" — {RANDOM_WEIGHTS_BANNER}"
+    return line
+
+
+def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | None = None,
+                  stderr: TextIO | None = None) -> None:
+    """Notes, the summary table (target, verdict, cosine, rel_l2, max_abs_diff, top-1, median latency,
+    speedup), the broken rules and the files written."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    # Off a terminal: no colour or cursor codes, and a width that never wraps a row.
+    console = Console(file=stdout, highlight=False, **({} if _is_terminal(stdout) else {"width": 160}))
+    if result.random_weights:
+        Console(file=stderr, highlight=False).print(Text(f"WARNING: {RANDOM_WEIGHTS_BANNER}", style="bold yellow"))
+    for note in result.notes:
+        console.print(Text(f"note: {note}"))
+    output = result.model.classifier_output or result.model.output_names[0]
+    console.print(Text(f"{result.model.architecture}: output {output}, targets against the reference {result.reference.label}"))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("target")
+    table.add_column("verdict")
+    for name in ("cosine", "rel_l2", "max_abs_diff", "top-1", "median latency", "speedup"):
+        table.add_column(name, justify="right")
+    reference_latency = result.reference.latency
+    table.add_row(f"reference {result.reference.label}", "", "", "", "", "",
+                  f"{reference_latency.median_ms:.3f} ms" if reference_latency else "-", "1.00x" if reference_latency else "-")
+    for target in result.targets:
+        c = target.comparison(output)
+        status = Text(target.status, style=STATUS_STYLE.get(target.status, ""))
+        median = f"{target.latency.median_ms:.3f} ms" if target.latency else "-"
+        speedup = f"{target.speedup:.2f}x" if target.speedup else "-"
+        if c is None or c.cosine_similarity is None:
+            table.add_row(target.label, status, "-", "-", "-", "-", median, speedup)
+            continue
+        top1 = f"{c.topk.tie_aware_top1_agreement * 100:.0f}%" if c.topk else "-"
+        table.add_row(target.label, status, f"{c.cosine_similarity:.6f}", f"{c.rel_l2:.3e}", f"{c.max_abs_diff:.3e}", top1,
+                      median, speedup)
+    console.print(table)
+    for target in result.targets:
+        problems = [target.error] if target.error else list(target.verdict.failures if target.verdict else ())
+        for problem in problems:
+            console.print(Text(f"{target.label} {target.status}: {problem}"))
+    console.print(Text(verdict_line(result, banner=False), style=STATUS_STYLE["PASS" if result.all_passed else "FAIL"]))
+    print_written(written, stdout)
+
+
+def print_written(written: list[Path], stream: TextIO | None = None) -> None:
+    """The files written, one per line (plain text: paths are copied from here)."""
+    stream = stream or sys.stdout
+    print("wrote:", file=stream)
+    for path in written:
+        print(f"  {path}", file=stream)
+    stream.flush()
+
