@@ -142,3 +142,19 @@ def test_layer_metrics_on_hand_made_tensors():
     assert zeros.cosine == 1.0 and zeros.rel_l2 == 0.0
     broken = layer_metrics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, float("nan"), 3.0]))
     assert broken.target_nonfinite == 1 and broken.rel_l2 == 0.0 and broken.diverges(Criteria())
+
+
+def test_onnxruntime_target_maps_graph_values_to_modules_and_says_what_it_could_not(vit, images):
+    from portproof.config import parse_target
+    from portproof.layers_onnx import compare_layers_onnx
+
+    report = compare_layers_onnx(vit, images, parse_target("onnxruntime@cpu"), Criteria())
+    mapped = [row for row in report.rows if row.accumulated.error is None]
+    assert len(mapped) >= 120 and report.first_divergent_accumulated is None
+    # a value mapped to the wrong module would differ by far more than ONNX Runtime's rounding
+    assert all(row.accumulated.rel_l2 < 1e-5 for row in mapped)
+    assert {"blocks.0.attn.qkv", "blocks.11.mlp.fc2", "blocks.5", "head", "(model)"} <= {row.label for row in mapped}
+    identity = report.row("blocks.0.ls1")
+    assert identity.accumulated.error == "not mapped: no operation of its own in the exported graph"
+    assert report.row("blocks.0.attn.qkv").local.error.startswith("not available")
+    assert report.first_divergent is None and any("126 of 264" in note or "mapped" in note for note in report.notes)

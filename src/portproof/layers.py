@@ -116,7 +116,7 @@ def compare_layers(
     backend.prepare(target_model, inputs)  # a copy, on the target's device and dtype
     session = _Session(reference_model.eval(), backend, inputs)  # hooks are removed when it ends
     rows = session.run()
-    return _report(spec.label, inputs.shape[0], criteria, rows, notes + session.notes)
+    return report_from_rows(spec.label, inputs.shape[0], criteria, rows, notes + session.notes)
 
 
 def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> None:
@@ -513,7 +513,8 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _report(target: str, samples: int, criteria: Criteria, rows: list[LayerRow], notes: tuple[str, ...]) -> LayerReport:
+def report_from_rows(target: str, samples: int, criteria: Criteria, rows: list[LayerRow], notes: tuple[str, ...]) -> LayerReport:
+    """The first divergent modules of each mode and the ranking, from the rows in execution order."""
     def first(mode: str) -> str | None:
         return next((r.label for r in rows if getattr(r, mode).diverges(criteria)), None)
 

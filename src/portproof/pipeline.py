@@ -22,6 +22,7 @@ from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import CheckConfig, TargetSpec
 from .errors import PortproofError
 from .layers import LayerReport, compare_layers
+from .layers_onnx import compare_layers_onnx
 from .result import CheckResult, InputInfo, ModelInfo, ReferenceResult, TargetResult
 from .timing import measure
 
@@ -162,10 +163,6 @@ def run_layer_pass(spec: TargetSpec, loaded, samples: torch.Tensor, config: Chec
     """The module-by-module comparison of one target, on every sample in one batch. A failure of the
     layer pass is reported in it and does not change the target's verdict."""
     notes: tuple[str, ...] = ()
-    if spec.backend == "onnxruntime":
-        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), (
-            "onnxruntime targets are not compared module by module: run the layer pass on an eager target of the "
-            "same device and dtype to localise a difference",))
     if spec.backend == "compile":
         notes = (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: torch.compile fuses modules, "
                  "so their outputs cannot be observed one by one",)
@@ -173,6 +170,8 @@ def run_layer_pass(spec: TargetSpec, loaded, samples: torch.Tensor, config: Chec
     reference = registry.create(config.reference)
     reference.prepare(loaded.network, samples)
     try:
+        if spec.backend == "onnxruntime":
+            return compare_layers_onnx(reference.model, reference.place(samples), spec, config.criteria)
         return compare_layers(reference.model, loaded.network, reference.place(samples), spec, config.criteria, notes)
     except PortproofError as error:
         return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), notes + (f"layer pass failed: {error}",))
