@@ -254,7 +254,7 @@ def test_html_states_each_verdict_and_the_banner(run):
     assert page.index(RANDOM_WEIGHTS_BANNER) < page.index("<h1>")
     assert '<div class="verdict pass">' in page and '<div class="verdict fail">' in page
     for failure in result.targets[1].verdict.failures:
-        assert f"<li class=bad>{failure}</li>" in page
+        assert f"<li class=\"bad\">{failure}</li>" in page
 
 
 def test_html_in_chinese_uses_the_chinese_sections(run):
@@ -329,3 +329,84 @@ def test_report_command_rejects_an_unknown_language(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main(["report", str(tmp_path), "--lang", "fr"])
     assert caught.value.code == 2 and "invalid choice: 'fr'" in capsys.readouterr().err
+
+
+# --- a layer pass in the reports ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def layered_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("layers")
+    config = CheckConfig(model=ModelSpec(SMALL_MODEL), weights=WeightsSpec(source="random"), inputs=InputSpec(num_samples=2),
+                         targets=(parse_target("cpu/bf16"),), timing=TimingSpec(warmup=1, iters=2), layers=True,
+                         fp64_reference=False, output=OutputSpec(directory=str(out)))
+    result = run_check(config)
+    write_reports(result, out, "en")
+    return result, out
+
+
+def test_a_layer_pass_reads_back_from_layers_json_into_an_equal_result(layered_run):
+    result, out = layered_run
+    assert (out / "layers.json").is_file() and len(result.targets[0].layers.rows) > 50
+    reloaded = load_directory(out)
+    assert reloaded == replace(result, tensors=None)
+    for lang in ("en", "zh"):
+        page = html.render(reloaded, lang)
+        assert page == html.render(result, lang)
+        assert len(embedded_images(page)) == 4  # histogram, per-sample, layers, latency
+    assert markdown_zh.render(reloaded) == markdown_zh.render(result)
+
+
+def test_without_layers_json_the_worst_modules_come_from_summary_json(layered_run, tmp_path):
+    result, out = layered_run
+    (tmp_path / "summary.json").write_bytes((out / "summary.json").read_bytes())
+    reloaded = load_directory(tmp_path)
+    report, original = reloaded.targets[0].layers, result.targets[0].layers
+    assert report.worst_local == original.worst_local and report.first_divergent == original.first_divergent
+    assert [r.local for r in report.rows] == [original.row(label).local for label in original.worst_local]
+    page = html.render(reloaded)
+    assert "layers.json was not found" in page and len(embedded_images(page)) == 3  # no figure from ten rows
+    text = markdown_zh.render(reloaded)
+    worst = table_rows(text, "| 模块 |")
+    assert [row[0].strip("`") for row in worst] == list(original.worst_local)
+
+
+def test_the_first_divergent_module_is_named_and_drawn(run):
+    """An altered copy of the model, compared module by module, shown in the report of the run."""
+    import copy
+
+    import timm
+
+    from portproof.layers import compare_layers
+
+    result, _ = run
+    torch.manual_seed(0)
+    reference = timm.create_model(SMALL_MODEL).eval()
+    altered = copy.deepcopy(reference)
+    with torch.no_grad():
+        altered.blocks[2].mlp.fc2.weight.mul_(1.5)
+    layers = compare_layers(reference, altered, torch.randn(2, 3, 160, 160), target="cpu")
+    assert layers.first_divergent == "blocks.2.mlp.fc2"
+    shown = replace(result, targets=(replace(result.targets[0], layers=layers), *result.targets[1:]))
+    page = html.render(shown)
+    assert ("First divergent module — local: blocks.2.mlp.fc2; accumulated: blocks.2.mlp.fc2." in page)
+    assert len(embedded_images(page)) == 4
+    worst = re.search(r"<td class=\"mono\">([^<]+)</td>", page.split("Layer by layer", 1)[1]).group(1)
+    assert worst == "blocks.2.mlp.fc2"
+    assert "首个发散模块 —— 局部模式：`blocks.2.mlp.fc2`" in markdown_zh.render(shown)
+
+
+def test_without_matplotlib_the_page_is_written_without_figures_and_says_why(run, monkeypatch):
+    result, _ = run
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # `import matplotlib` now fails
+    page = html.render(result)
+    assert "<img" not in page and "matplotlib could not be imported" in page
+    assert '<div class="verdict fail">' in page  # the rest of the report is all there
+
+
+def test_both_languages_have_every_text():
+    from portproof.report.i18n import _EN, _ZH
+
+    assert set(_EN) == set(_ZH)
+    for key in _EN:  # the same placeholders, so that either language formats with the same values
+        assert sorted(re.findall(r"{(\w+)", _EN[key])) == sorted(re.findall(r"{(\w+)", _ZH[key])), key

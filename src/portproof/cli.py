@@ -14,6 +14,7 @@ from dataclasses import replace
 from . import __version__
 from .config import CheckConfig, Criteria, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
 from .errors import ConfigError, PortproofError
+from .lockfile import output_lock
 from .report.i18n import LANGUAGES
 from .result import RANDOM_WEIGHTS_BANNER, CheckResult
 
@@ -33,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     except PortproofError as error:
         print(f"portproof: error: {error}", file=sys.stderr)
         return EXIT_CANNOT_RUN
-    except KeyboardInterrupt:
-        print("portproof: interrupted; no report was written", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        done = interrupt.args[0] if interrupt.args else ("no report was written; files already in the output "
+                                                         "directory were left as they were")
+        print(f"portproof: interrupted; {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -82,6 +85,11 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                        help="fail (exit 2) instead of falling back to random weights")
     group.add_argument("--allow-partial-weights", action="store_true", default=S,
                        help="load a checkpoint with missing or unexpected keys (recorded in the summary)")
+    group.add_argument("--allow-nonfinite-weights", action="store_true", default=S,
+                       help="load a checkpoint holding NaN or Inf values (recorded in the summary)")
+    group.add_argument("--trust-pickle", action="store_true", default=S,
+                       help="unpickle a .bin/.pth/.pt checkpoint in full when safe loading refuses it; unpickling "
+                            "can run any code, so only for files you trust (recorded in the summary)")
     group = command.add_argument_group("inputs")
     group.add_argument("--inputs", default=S, metavar="images|random|DIR",
                        help="bundled photos (default), seeded random tensors, or a folder of your images")
@@ -95,6 +103,9 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                             "auto (default) = every accelerator present")
     group.add_argument("--no-fp64-reference", action="store_true", default=S,
                        help="skip the float64 CPU run that measures the noise floor")
+    group.add_argument("--target-timeout", type=float, default=S, metavar="S",
+                       help="seconds a target may take to run and be timed before it ends as ERROR: timed out "
+                            f"(default {CheckConfig.target_timeout_s:g}); also bounds the reference")
     group.add_argument("--layers", action="store_true", default=S,
                        help="also compare every module (accumulated and local modes) and name the first that diverges")
     group = command.add_argument_group("criteria")
@@ -119,7 +130,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     _check_ranges(given)
     seed = {"seed": given["seed"]} if "seed" in given else {}
     weights = WeightsSpec(**_pick(given, weights="source", weights_cache="cache_dirs", offline="offline",
-                                  require_pretrained="require_pretrained", allow_partial_weights="allow_partial"), **seed)
+                                  require_pretrained="require_pretrained", allow_partial_weights="allow_partial",
+                                  allow_nonfinite_weights="allow_nonfinite", trust_pickle="trust_pickle"), **seed)
     if isinstance(weights.cache_dirs, list):
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
     inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
@@ -143,6 +155,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         fp64_reference=not given.get("no_fp64_reference", False),
         layers=layers_command or given.get("layers", False),
         command_line=shlex.join(["portproof", *argv]),
+        **_pick(given, target_timeout="target_timeout_s"),
     )
     if "reference" in given:
         config = replace(config, reference=parse_target(given["reference"]))
@@ -156,7 +169,7 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
 
     config = config_from_args(args, argv)
     out_dir = check_writable(config.output.directory)
-    with ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
+    with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_check(config, progress=progress)
         progress("writing the reports")
         written = write_reports(result, out_dir, args.lang)
@@ -171,7 +184,8 @@ def run_report_command(args: argparse.Namespace) -> int:
 
     result = load_directory(args.directory)
     directory = check_writable(args.directory)
-    written = write_files(render_reports(result, args.lang, source=str(directory / SUMMARY_FILE)), directory)
+    with output_lock(directory, shlex.join(["portproof", "report", args.directory])):
+        written = write_files(render_reports(result, args.lang, source=str(directory / SUMMARY_FILE)), directory)
     print_summary(result, written)
     return EXIT_PASS
 
@@ -218,3 +232,5 @@ def _check_ranges(given: dict) -> None:
     for option in ("min_cosine", "max_rel_l2"):
         if option in given and not 0.0 <= given[option] <= 1.0:
             raise ConfigError(f"--{option.replace('_', '-')} must be between 0 and 1, got {given[option]}")
+    if "target_timeout" in given and not 0.0 < given["target_timeout"] < float("inf"):
+        raise ConfigError(f"--target-timeout must be a number of seconds above 0, got {given['target_timeout']}")

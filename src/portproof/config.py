@@ -32,6 +32,8 @@ class WeightsSpec:
     offline: bool = False  # never try a download
     require_pretrained: bool = False  # random initialisation becomes an error
     allow_partial: bool = False  # missing / unexpected keys are recorded instead of refused
+    allow_nonfinite: bool = False  # NaN / Inf values in the checkpoint are recorded instead of refused
+    trust_pickle: bool = False  # a pickle that weights_only loading refuses may be unpickled (it can run code)
     download_timeout_s: float = 10.0
     seed: int = 0  # seeds the random initialisation when no weights are found
 
@@ -96,6 +98,7 @@ class CheckConfig:
     output: OutputSpec = field(default_factory=OutputSpec)
     fp64_reference: bool = True
     layers: bool = False  # also compare module by module (layers.py) for each target
+    target_timeout_s: float = 3600.0  # a side whose run and timing take longer ends as ERROR: timed out
     command_line: str = ""
 
 

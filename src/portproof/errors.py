@@ -6,7 +6,8 @@
     ├── WeightsError            a checkpoint that cannot be found, read or loaded into the model
     ├── InputError              no usable input images
     ├── DeviceUnavailableError  a requested device or runtime is absent
-    ├── OutputError             the output directory cannot be written
+    ├── OutputError             the output directory cannot be written, or another run is writing to it
+    ├── ReferenceRunError       the reference raised, ran out of memory or timed out: nothing to compare with
     └── SummaryError            a saved summary.json (for `portproof report`) that cannot be read back
 
 A mismatch between reference and target is a result (FAIL), never an exception; a target that crashes
@@ -39,6 +40,10 @@ class DeviceUnavailableError(PortproofError):
 
 
 class OutputError(PortproofError):
+    pass
+
+
+class ReferenceRunError(PortproofError):
     pass
 
 

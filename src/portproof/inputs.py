@@ -1,5 +1,11 @@
 """The input set both sides see: bundled photos or the user's images through the model's own
-preprocessing (timm's `create_transform` from the pretrained config), or seeded random tensors."""
+preprocessing (timm's `create_transform` from the pretrained config), or seeded random tensors.
+
+A folder may hold anything. Files that are not readable images (text, corrupt or truncated images, images
+above MAX_IMAGE_PIXELS) are skipped and listed with the reason; other colour modes become RGB as timm's
+datasets make them (`Image.convert("RGB")`), except 16- and 32-bit integer images, which are scaled to
+8 bits first (PIL's conversion would clip them to white). Every image that was converted is recorded.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import InputSpec
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# Larger images are skipped: decoding one takes gigabytes, and a small file can claim such a size (a
+# "decompression bomb"). 10000 x 10000 is allowed; PIL's own guard (about 9459 x 9459) is not used instead.
+MAX_IMAGE_PIXELS = 10_000 * 10_000
+WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 @dataclass(frozen=True)
@@ -51,25 +62,76 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
     from timm.data import create_transform
 
     transform = create_transform(**data_config)
-    tensors, sources, skipped = [], [], []
+    tensors, sources, skipped, converted = [], [], [], []
     for path in files:
         if len(tensors) == spec.num_samples:
             break
         try:
-            with Image.open(path) as image:
-                tensors.append(transform(image.convert("RGB")))
-            sources.append(path.name)
+            rgb, conversion = read_rgb(path)
+            tensors.append(transform(rgb))
         except Exception as error:  # PIL raises many kinds for a file that is not a readable image
-            skipped.append(f"{path.name}: {type(error).__name__}: {error}")
+            skipped.append(f"{path.name}: {_reason(error)}")
+            continue
+        sources.append(path.name)
+        if conversion:
+            converted.append(f"{path.name}: {conversion}")
     if not tensors:
-        raise InputError(f"no readable image among {len(files)} files of --inputs {spec.source}; give a folder of images")
+        why = f" ({'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''})" if skipped else ""
+        raise InputError(f"no readable image among {len(files)} files of --inputs {spec.source}{why}; give a folder of images")
     # Fewer files than samples: cycle through them, so the sample count (and batch shapes) stay as asked.
     readable = len(tensors)
     for i in range(readable, spec.num_samples):
         tensors.append(tensors[i % readable])
         sources.append(sources[i % readable])
     preprocessing = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()}
+    if converted:
+        preprocessing["converted_to_rgb"] = converted
     return InputSet(torch.stack(tensors), kind, tuple(sources), tuple(skipped), preprocessing, spec.seed)
+
+
+def read_rgb(path) -> tuple[Any, str | None]:
+    """The image as 8-bit RGB, and how it was converted (None when it was RGB already)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies, below
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise _TooLarge(f"{width}x{height} pixels")
+            mode = image.mode
+            if mode == "RGB":
+                return image.convert("RGB"), None
+            if mode in WIDE_INTEGER_MODES:
+                # 16-bit (or 32-bit) grey: scale to 8 bits; PIL's convert would clip everything above 255
+                array = np.asarray(image, dtype=np.float64)
+                top = float(array.max(initial=0))
+                scale = 65535.0 if mode.startswith("I;16") else 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+                eight_bit = np.clip(np.rint(array * (255.0 / scale)), 0, 255).astype(np.uint8)
+                return Image.fromarray(eight_bit, "L").convert("RGB"), f"{mode} scaled to 8 bits, then RGB"
+            return image.convert("RGB"), f"{mode} to RGB"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _reason(error: Exception) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(error, (_TooLarge, Image.DecompressionBombError)):
+        size = str(error) if isinstance(error, _TooLarge) else _first_line(error)
+        return f"too large ({size}); the limit is {MAX_IMAGE_PIXELS:,} pixels (10000x10000): downscale it"
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image PIL can read"
+    return f"unreadable image ({type(error).__name__}: {_first_line(error)})"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _is_image(path) -> bool:

@@ -20,10 +20,11 @@ recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+import greenlet
 import torch
 from torch import nn
 
@@ -49,6 +50,7 @@ class LayerMetrics:
     target_shape: tuple[int, ...] = ()
     target_dtype: str = ""
     error: str | None = None  # the module raised (its message), or why it was not compared
+    reference_norm: float | None = None  # ‖reference output‖₂ over the finite elements: the scale of the errors
 
     def diverges(self, criteria: Criteria) -> bool:
         if self.error is not None:
@@ -135,13 +137,14 @@ def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> Non
 # --- metrics -------------------------------------------------------------------------------------------
 
 
-def layer_metrics(reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics:
+def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: float | None = None) -> LayerMetrics:
     """The accumulated/local metrics of one module output, with compare.py's conventions (non-finite
     elements counted and left out, both-zero cosine 1).
 
     This runs for every module call, so it is built for speed: float32 on the tensors' own device, one
     difference and five reductions, the sums combined in float64. Non-finite values show up in the sums,
-    and only then is the slower masked path taken.
+    and only then is the slower masked path taken. `reference_sq`, ‖reference‖² when already known,
+    saves a reduction (both modes compare against the same reference output).
     """
     shape, dtype = tuple(target.shape), str(target.dtype).replace("torch.", "")
     if reference.shape != target.shape:
@@ -151,10 +154,11 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics
     if ref.numel() == 0:
         return LayerMetrics(1.0, 0.0, 0.0, 0.0, 0, 0, shape, dtype)
     diff = tgt - ref
-    low, high = torch.aminmax(diff)  # (the fastest reductions measured: BLAS dots, aminmax, a plain sum)
-    sums = torch.stack([torch.dot(ref, ref), torch.dot(diff, diff), torch.dot(ref, diff), diff.abs().sum(), -low, high])
-    ref2, err2, cross, abs_sum, minus_low, high = sums.double().tolist()
-    max_abs = max(minus_low, high)
+    err2, cross = torch.dot(diff, diff), torch.dot(ref, diff)  # BLAS dots: the fastest reductions measured
+    magnitude = diff.abs_()  # in place: the signed difference is not needed any more
+    ref_dot = torch.dot(ref, ref) if reference_sq is None else err2
+    err2, cross, abs_sum, max_abs, ref2 = torch.stack([err2, cross, magnitude.sum(), magnitude.max(), ref_dot]).double().tolist()
+    ref2 = ref2 if reference_sq is None else reference_sq
     counts = (0, 0)
     if not all(map(math.isfinite, (ref2, err2, cross))):
         ref_finite, tgt_finite = torch.isfinite(ref), torch.isfinite(tgt)
@@ -162,7 +166,7 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics
         keep = ref_finite & tgt_finite
         if not bool(keep.any()):
             return LayerMetrics(None, None, None, None, counts[0], counts[1], shape, dtype)
-        ref, diff = ref[keep].double(), diff[keep].double()
+        ref, diff = ref[keep].double(), (tgt[keep] - ref[keep]).double()
         ref2, err2, cross = float(ref.dot(ref)), float(diff.dot(diff)), float(ref.dot(diff))
         abs_sum, max_abs = float(diff.abs().sum()), float(diff.abs().max())
     tgt2 = max(ref2 + 2 * cross + err2, 0.0)  # ‖t‖² = ‖r + d‖², without cancellation when d is small
@@ -174,7 +178,7 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics
         cosine = max(-1.0, min(1.0, (ref2 + cross) / math.sqrt(ref2 * tgt2)))
     rel_l2 = math.sqrt(err2 / ref2) if ref2 > 0 else (0.0 if err2 == 0 else math.inf)
     elements = ref.numel()
-    return LayerMetrics(cosine, rel_l2, max_abs, abs_sum / elements, counts[0], counts[1], shape, dtype)
+    return LayerMetrics(cosine, rel_l2, max_abs, abs_sum / elements, counts[0], counts[1], shape, dtype, None, math.sqrt(ref2))
 
 
 def tensor_elements(value: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -215,68 +219,62 @@ class _Cancelled(Exception):
 
 
 class _Relay:
-    """Three threads that take turns, like coroutines: the producer (the reference's forward) runs until
-    it publishes an event, then each consumer (a target's forward) in turn takes the event and runs until
-    it asks for the next one, then the producer goes on. Exactly one thread runs at a time, so the threads
-    never compete for the cores or the GIL, and the producer cannot change an event's tensors in place
-    while a consumer still reads them: no copies are needed, and one event is held at a time."""
+    """The reference's forward and the two target forwards as coroutines (greenlets) on one thread.
 
-    PRODUCER = -1
+    The producer runs until it publishes an event; each consumer in turn takes it and runs until it asks
+    for the next; then the producer goes on. Being one OS thread, they share one pool of compute threads
+    (OS threads taking turns would leave each other's pools spinning), and the producer cannot change an
+    event's tensors in place while a consumer still reads them: no copies, one event held at a time.
+    """
 
-    def __init__(self, consumers: int):
-        self._condition = threading.Condition()
-        self._event: _Event | None = None
-        self._published = 0
-        self._taken = [0] * consumers
-        self._active = [True] * consumers
-        self._turn = self.PRODUCER
-        self._finished = False
-        self._cancelled = False
+    def __init__(self, producer, consumers, enter_consumer):
+        self._main = greenlet.getcurrent()
+        self._producer = greenlet.greenlet(producer)
+        self._consumers = [greenlet.greenlet(c) for c in consumers]
+        self._enter_consumer = enter_consumer  # context manager factory: state a consumer runs under
+        self.errors: dict[int, BaseException] = {}  # -1 the producer, else the consumer's index
 
+    # called from inside the coroutines
     def put(self, event: _Event) -> None:
-        with self._condition:
-            self._event = event
-            self._published += 1
-            self._hand_on(self.PRODUCER)
-            while self._turn != self.PRODUCER and not self._cancelled:
-                self._condition.wait()
-            if self._cancelled:
-                raise _Cancelled
+        self._main.switch(event)
 
-    def get(self, consumer: int) -> _Event:
-        """The consumer's next event, valid until its next `get` (or `leave`)."""
-        with self._condition:
-            if self._turn == consumer and self._taken[consumer] == self._published:
-                self._hand_on(consumer)  # it is done with the event it took
-            while not (self._turn == consumer and self._taken[consumer] < self._published):
-                if self._cancelled or (self._finished and self._taken[consumer] >= self._published):
-                    raise _Cancelled
-                self._condition.wait()
-            self._taken[consumer] += 1
-            return self._event
+    def get(self) -> _Event:
+        return self._main.switch()
 
-    def leave(self, consumer: int) -> None:
-        """The consumer reads no more events."""
-        with self._condition:
-            self._active[consumer] = False
-            if self._turn == consumer:
-                self._hand_on(consumer)
+    # called by the driver
+    def run(self) -> None:
+        for index in range(len(self._consumers)):
+            self._resume(index)  # each runs up to its first get()
+        while True:
+            try:
+                event = self._producer.switch()
+            except BaseException as error:  # the reference raised
+                self.errors[-1] = error
+                event = None
+            if self._producer.dead:
+                break
+            for index in range(len(self._consumers)):
+                self._resume(index, event)
+        for index, consumer in enumerate(self._consumers):
+            if not consumer.dead:
+                self._resume(index, error=_Cancelled())
 
-    def finish(self) -> None:
-        with self._condition:
-            self._finished = True
-            self._condition.notify_all()
-
-    def cancel(self) -> None:
-        with self._condition:
-            self._cancelled = True
-            self._condition.notify_all()
-
-    def _hand_on(self, current: int) -> None:
-        """The turn goes to the next active consumer that has not taken the event yet, else the producer."""
-        waiting = [c for c in range(current + 1, len(self._taken)) if self._active[c] and self._taken[c] < self._published]
-        self._turn = waiting[0] if waiting else self.PRODUCER
-        self._condition.notify_all()
+    def _resume(self, index: int, event: _Event | None = None, error: BaseException | None = None) -> None:
+        consumer = self._consumers[index]
+        if consumer.dead or index in self.errors:
+            return
+        try:
+            with self._enter_consumer(index):
+                if error is not None:
+                    consumer.throw(error)
+                elif event is None:
+                    consumer.switch()  # start it: it runs up to its first get()
+                else:
+                    consumer.switch(event)
+        except _Cancelled:
+            pass
+        except BaseException as raised:
+            self.errors[index] = raised
 
 
 class _Session:
@@ -294,42 +292,36 @@ class _Session:
         self.reference = reference
         self.backend = backend
         self.inputs = inputs
-        self.channel = _Relay(consumers=2)
-        self.thread_role = threading.local()
+        self.channel = _Relay(self._run_reference, (lambda: self._run_target(self.ACCUMULATED),
+                                                    lambda: self._run_target(self.LOCAL)), self._consumer_state)
+        self.roles: dict = {}  # per coroutine: mode, call counts, stack of keys, memo, casts
+        self.reference_squares: dict = {}  # reference output identity -> (‖r‖², r), shared by the two modes
         self.order: list[tuple[str, str, str, tuple]] = []  # (key, element, module type, (shape, dtype))
         self.results: dict[tuple[int, str], LayerMetrics] = {}
         self.notes: tuple[str, ...] = ()
-        self.errors: dict[str, BaseException] = {}
 
     def run(self) -> list[LayerRow]:
         handles = self._install_reference() + self._install_target()
-        threads = [
-            threading.Thread(target=self._guard, args=("reference", self._run_reference), daemon=True),
-            threading.Thread(target=self._guard, args=("accumulated", self._run_target, self.ACCUMULATED), daemon=True),
-            threading.Thread(target=self._guard, args=("local", self._run_target, self.LOCAL), daemon=True),
-        ]
         try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            with torch.no_grad():  # not inference_mode: its tensors have no version counter (see _identity)
+                self.channel.run()
         finally:
             for handle in handles:
                 handle()
-        for role, error in self.errors.items():
-            if isinstance(error, PortproofError):
+        for index, error in self.channel.errors.items():
+            if isinstance(error, (PortproofError, KeyboardInterrupt)):
                 raise error
+            role = {-1: "reference", self.ACCUMULATED: "accumulated", self.LOCAL: "local"}[index]
             raise PortproofError(f"the layer pass failed in its {role} run: {type(error).__name__}: {_first_line(error)}")
         return self._rows()
 
-    def _guard(self, role: str, function, *args) -> None:
-        try:
-            function(*args)
-        except _Cancelled:
-            pass
-        except BaseException as error:  # recorded; the run is unwound below
-            self.errors[role] = error
-            self.channel.cancel()
+    @property
+    def thread_role(self):
+        """The state of the coroutine now running."""
+        return self.roles[greenlet.getcurrent()]
+
+    def _consumer_state(self, index: int):
+        return self.backend.autocast()  # autocast state is per OS thread: set it for the target's turn only
 
     # Each side numbers the calls itself (name, name#2, ...), so keys agree when both run the same code.
     def _enter(self, name: str) -> str:
@@ -359,12 +351,8 @@ class _Session:
         return handles
 
     def _run_reference(self) -> None:
-        self.thread_role.counts, self.thread_role.stack = {}, []
-        try:
-            with torch.no_grad():  # not inference_mode: its tensors have no version counter (see _identity)
-                self.reference(self.inputs)
-        finally:
-            self.channel.finish()
+        self.roles[greenlet.getcurrent()] = SimpleNamespace(counts={}, stack=[])
+        self.reference(self.inputs)
 
     # --- targets: accumulated and local passes -------------------------------------------------------------
 
@@ -390,19 +378,15 @@ class _Session:
         return handles
 
     def _run_target(self, mode: int) -> None:
-        role = self.thread_role
-        role.mode, role.counts, role.stack, role.memo, role.casts, role.raised = mode, {}, [], {}, {}, None
+        self.roles[greenlet.getcurrent()] = SimpleNamespace(mode=mode, counts={}, stack=[], memo={}, casts={}, raised=None)
         try:
-            with torch.no_grad(), self.backend.autocast():
-                self.backend.model(self.backend.place(self.inputs))
+            self.backend.model(self.backend.place(self.inputs))
         except _Aborted:
             pass
-        finally:
-            self.channel.leave(mode)
 
     def _take(self, kind: str, key: str, use):
         """Read the next event, which must be `kind` of `key`, and apply `use` to its value."""
-        event = self.channel.get(self.thread_role.mode)
+        event = self.channel.get()
         if (event.kind, event.key) != (kind, key):
             raise PortproofError(
                 f"the target's modules ran in another order than the reference's: the reference's next is "
@@ -445,7 +429,7 @@ class _Session:
 
     def _skip_to_post(self, key: str) -> Any:
         while True:
-            event = self.channel.get(self.thread_role.mode)
+            event = self.channel.get()
             if event.kind == "post" and event.key == key:
                 return self._feed(event.value)
 
@@ -472,7 +456,14 @@ class _Session:
         key = ("cast", reference_id) if fed_from is not None and fed_from[1] == reference_id else (reference_id, target_id)
         found = role.memo.get(key)
         if found is None:
-            found = (layer_metrics(reference, target), reference, target)  # the tensors keep their ids unique
+            reference_sq = self.reference_squares.get(reference_id)
+            found = (layer_metrics(reference, target, reference_sq and reference_sq[0]), reference, target)
+            metrics = found[0]
+            if reference_sq is None and metrics.reference_norm is not None and not metrics.reference_nonfinite + metrics.target_nonfinite:
+                # both modes meet the same reference output
+                self.reference_squares[reference_id] = (metrics.reference_norm ** 2, reference)
+                while len(self.reference_squares) > MEMO_SIZE:
+                    self.reference_squares.pop(next(iter(self.reference_squares)))
             role.memo[key] = found
             while len(role.memo) > MEMO_SIZE:
                 role.memo.pop(next(iter(role.memo)))

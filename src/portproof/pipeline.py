@@ -15,12 +15,12 @@ from typing import Callable
 
 import torch
 
-from . import environment, inputs, models
+from . import environment, faults, inputs, models, weights
 from .backends import registry
 from .backends.base import Backend
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import CheckConfig, TargetSpec
-from .errors import PortproofError
+from .errors import PortproofError, ReferenceRunError
 from .layers import LayerReport, compare_layers
 from .layers_onnx import compare_layers_onnx
 from .result import CheckResult, InputInfo, ModelInfo, ReferenceResult, TargetResult
@@ -41,6 +41,7 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     if not loaded.provenance.pretrained_used:
         notes.append("no pretrained weights were loaded: the model is randomly initialised (seed "
                      f"{loaded.provenance.random_seed}); the comparison checks numerics only")
+    notes.extend(weights.risk_notes(loaded.provenance))
     input_set = inputs.build(config.inputs, loaded.data_config)
     batches = input_set.batches(config.inputs.batch_size)
 
@@ -55,8 +56,16 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     target_backends = [registry.create(spec) for spec in target_specs]
 
     progress(f"running the reference ({config.reference.label})")
-    reference_outputs, reference_latency = _run_side(reference_backend, loaded.module, batches, config, progress,
-                                                     f"timing the reference ({config.reference.label})")
+    try:
+        reference_outputs, reference_latency = faults.run_with_deadline(
+            lambda report: _run_side(reference_backend, loaded.module, batches, config, report,
+                                     f"timing the reference ({config.reference.label})"),
+            config.target_timeout_s, progress)
+    except PortproofError:
+        raise
+    except Exception as error:  # without the reference there is nothing to compare with: the check cannot run
+        raise ReferenceRunError(f"the reference ({config.reference.label}) failed, so nothing can be compared: "
+                                f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
     named_reference = dict(zip(loaded.output_names, reference_outputs))
     reference_description = reference_backend.describe()
     del reference_backend
@@ -65,7 +74,12 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     if config.fp64_reference:
         progress("running the float64 reference (noise floor)")
         fp64_backend = registry.create(TargetSpec(device="cpu", dtype="fp64"))
-        fp64_outputs = dict(zip(loaded.output_names, _run_all(fp64_backend, loaded.module, batches)[0]))
+        try:
+            fp64_outputs = dict(zip(loaded.output_names, faults.run_with_deadline(
+                lambda report: _run_all(fp64_backend, loaded.module, batches)[0], config.target_timeout_s)))
+        except Exception as error:  # the noise floor is context, not the verdict: go on without it
+            notes.append(f"the float64 run failed, so there is no noise floor: "
+                         f"{faults.describe_failure(error, 'cpu', config.inputs.batch_size)}")
         del fp64_backend
 
     targets, target_tensors = [], {}
@@ -133,7 +147,9 @@ def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, r
     """One target, start to end; any exception it raises becomes its ERROR result."""
     description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
     try:
-        outputs, latency = _run_side(backend, loaded.module, batches, config, progress, f"timing {spec.label}")
+        outputs, latency = faults.run_with_deadline(
+            lambda report: _run_side(backend, loaded.module, batches, config, report, f"timing {spec.label}"),
+            config.target_timeout_s, progress)
         description = backend.describe()
         if len(outputs) != len(loaded.output_names):
             raise RuntimeError(f"returned {len(outputs)} outputs, the reference {len(loaded.output_names)}")
@@ -150,8 +166,8 @@ def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, r
                 )
             comparisons.append(comparison)
     except Exception as error:  # the target's failure is its result; the check goes on
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return TargetResult(spec.label, "ERROR", description, error=f"{type(error).__name__}: {message}"), {}
+        message = faults.describe_failure(error, spec.device_string, config.inputs.batch_size)
+        return TargetResult(spec.label, "ERROR", description, error=message), {}
     verdict = judge(comparisons)
     speedup = None
     if latency is not None and reference_latency is not None and latency.median_ms > 0:

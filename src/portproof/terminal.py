@@ -97,7 +97,8 @@ def verdict_line(result: CheckResult, banner: bool = True) -> str:
 def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | None = None,
                   stderr: TextIO | None = None) -> None:
     """Notes, the summary table (target, verdict, cosine, rel_l2, max_abs_diff, top-1, median latency,
-    speedup), the broken rules and the files written."""
+    speedup), the broken rules, the first divergent modules of a layer pass, the verdict line and the
+    files written."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -106,12 +107,16 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     # Off a terminal: no colour or cursor codes, and a width that never wraps a row.
     console = Console(file=stdout, highlight=False, **({} if _is_terminal(stdout) else {"width": 160}))
+
+    def say(text: Text) -> None:
+        console.print(text, soft_wrap=True)  # a long line stays one line, for grep and copy
+
     if result.random_weights:
         Console(file=stderr, highlight=False).print(Text(f"WARNING: {RANDOM_WEIGHTS_BANNER}", style="bold yellow"))
     for note in result.notes:
-        console.print(Text(f"note: {note}"))
+        say(Text(f"note: {note}"))
     output = result.model.classifier_output or result.model.output_names[0]
-    console.print(Text(f"{result.model.architecture}: output {output}, targets against the reference {result.reference.label}"))
+    say(Text(f"{result.model.architecture}: output {output}, targets against the reference {result.reference.label}"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("target")
     table.add_column("verdict")
@@ -135,8 +140,16 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
     for target in result.targets:
         problems = [target.error] if target.error else list(target.verdict.failures if target.verdict else ())
         for problem in problems:
-            console.print(Text(f"{target.label} {target.status}: {problem}"))
-    console.print(Text(verdict_line(result, banner=False), style=STATUS_STYLE["PASS" if result.all_passed else "FAIL"]))
+            say(Text(f"{target.label} {target.status}: {problem}"))
+    for target in result.targets:
+        layers = getattr(target, "layers", None)
+        if layers is not None and layers.rows:
+            say(Text(f"{target.label} layers: first divergent module local {layers.first_divergent or 'none'}, "
+                     f"accumulated {layers.first_divergent_accumulated or 'none'}"))
+        elif layers is not None:
+            for note in layers.notes:
+                say(Text(f"{target.label} layers: {note}"))
+    say(Text(verdict_line(result, banner=False), style=STATUS_STYLE["PASS" if result.all_passed else "FAIL"]))
     print_written(written, stdout)
 
 

@@ -2,7 +2,10 @@
 
 Search order for `--weights auto` (README, "Weights"): an explicit path, ModelScope-style caches, the
 Hugging Face hub cache, a hub download (unless offline), and last a seeded random initialisation that
-every report announces. Pickled checkpoints are read with `torch.load(weights_only=True)`.
+every report announces. Pickled checkpoints are read with `torch.load(weights_only=True)`, which executes
+nothing; only with `trust_pickle` is a pickle that it refuses unpickled in full (and that is recorded).
+A checkpoint is refused when it does not fit the model (shapes, keys) or holds NaN/Inf values, unless the
+matching `allow_*` setting says to load it anyway, which is then recorded too.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class WeightsProvenance:
     missing_keys: tuple[str, ...] = ()
     unexpected_keys: tuple[str, ...] = ()
     partial_allowed: bool = False
+    pickle_trusted: bool = False  # the checkpoint was unpickled with weights_only=False (--trust-pickle)
+    nonfinite_tensors: tuple[str, ...] = ()  # "<key>: <n> NaN, <m> Inf", loaded under --allow-nonfinite-weights
     random_seed: int | None = None
     searched: tuple[str, ...] = ()  # every place looked at, in order, with what was found there
 
@@ -169,41 +174,56 @@ def _unreachable(endpoint: str, timeout_s: float) -> str | None:
         return error.strerror or type(error).__name__
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint without executing anything it contains."""
+def read_checkpoint(path: Path, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], bool]:
+    """The state dict, read without executing anything the file contains, and whether it had to be unpickled
+    in full instead (only ever with `trust_pickle`, see `read_pickle`)."""
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file {path} is empty; download it again")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return load_file(str(path)), False
         except Exception as error:
             raise WeightsError(
                 f"weights file {path} is not a readable safetensors file ({_first_line(error)}); it may be truncated: download it again"
             ) from None
     if path.suffix in PICKLE_SUFFIXES:
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise WeightsError(
-                f"weights file {path} cannot be read safely ({_first_line(error)}); "
-                "if it is a checkpoint you trust, convert it to .safetensors"
-            ) from None
-        return _unwrap(state, path)
+        return read_pickle(path, trust_pickle)
     raise WeightsError(f"weights file {path}: unknown format {path.suffix!r}; use .safetensors, .bin, .pth or .pt")
+
+
+def read_pickle(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor], bool]:
+    """`torch.load(weights_only=True)` first, always; a pickle it refuses is unpickled in full only when
+    `trust_pickle` says so, since that runs whatever code the file names."""
+    try:
+        return _unwrap(torch.load(str(path), map_location="cpu", weights_only=True), path), False
+    except WeightsError:
+        raise
+    except Exception as error:
+        if not trust_pickle:
+            raise WeightsError(
+                f"weights file {path} cannot be read safely ({_first_line(error)}); convert it to .safetensors, "
+                "or pass --trust-pickle if you trust whoever made it (unpickling it can run any code)"
+            ) from None
+    try:
+        return _unwrap(torch.load(str(path), map_location="cpu", weights_only=False), path), True
+    except WeightsError:
+        raise
+    except Exception as error:
+        raise WeightsError(f"weights file {path} cannot be unpickled ({type(error).__name__}: {_first_line(error)})") from None
 
 
 def apply_checkpoint(
     model: nn.Module, path: Path, kind: str, local: bool, hub_repo: str | None, spec: WeightsSpec, searched: tuple[str, ...]
 ) -> WeightsProvenance:
-    state = read_state_dict(path)
+    state, pickle_trusted = read_checkpoint(path, spec.trust_pickle)
     expected = model.state_dict()
-    for key, tensor in state.items():
-        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+    for key, wanted in expected.items():  # in the model's order: the first mismatch is the earliest layer's
+        if key in state and tuple(state[key].shape) != tuple(wanted.shape):
             raise WeightsError(
-                f"weights file {path} does not fit this model: {key} has shape {list(tensor.shape)} in the file "
-                f"and {list(expected[key].shape)} in the model; is it the checkpoint of another architecture or num_classes?"
+                f"weights file {path} does not fit this model: {key} has shape {list(state[key].shape)} in the file "
+                f"and {list(wanted.shape)} in the model; is it the checkpoint of another architecture or num_classes?"
             )
     missing = tuple(k for k in expected if k not in state)
     unexpected = tuple(k for k in state if k not in expected)
@@ -211,6 +231,13 @@ def apply_checkpoint(
         raise WeightsError(
             f"weights file {path} does not match the model: {len(missing)} missing keys {_first_keys(missing)}, "
             f"{len(unexpected)} unexpected keys {_first_keys(unexpected)}; pass --allow-partial-weights to load it anyway"
+        )
+    nonfinite = nonfinite_tensors(state)
+    if nonfinite and not spec.allow_nonfinite:
+        more = f" (and {len(nonfinite) - 1} more tensors)" if len(nonfinite) > 1 else ""
+        raise WeightsError(
+            f"weights file {path} holds non-finite values: {nonfinite[0]}{more}; a model with them computes NaN or "
+            "garbage on every port alike, so the comparison would prove nothing. Pass --allow-nonfinite-weights to load it anyway"
         )
     model.load_state_dict(state, strict=False)
     return WeightsProvenance(
@@ -224,8 +251,37 @@ def apply_checkpoint(
         missing_keys=missing,
         unexpected_keys=unexpected,
         partial_allowed=spec.allow_partial,
+        pickle_trusted=pickle_trusted,
+        nonfinite_tensors=nonfinite,
         searched=searched,
     )
+
+
+def nonfinite_tensors(state: dict[str, torch.Tensor]) -> tuple[str, ...]:
+    """"<key>: <n> NaN, <m> Inf" for each floating-point tensor holding NaN or Inf, in the file's order."""
+    found = []
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            nan = int(torch.isnan(tensor).sum())
+            found.append(f"{key}: {nan} NaN, {tensor.numel() - nan - int(torch.isfinite(tensor).sum())} Inf")
+    return tuple(found)
+
+
+def risk_notes(provenance: WeightsProvenance) -> list[str]:
+    """What the reports must say about weights loaded despite a refusal (--trust-pickle, --allow-*)."""
+    notes = []
+    if provenance.pickle_trusted:
+        notes.append(f"the checkpoint {provenance.path} was unpickled in full (--trust-pickle): weights_only loading "
+                     "refused it, and unpickling can run code")
+    if provenance.nonfinite_tensors:
+        notes.append(f"the checkpoint holds NaN or Inf values in {len(provenance.nonfinite_tensors)} tensors "
+                     f"(--allow-nonfinite-weights): {'; '.join(provenance.nonfinite_tensors[:3])}"
+                     + (" ..." if len(provenance.nonfinite_tensors) > 3 else ""))
+    if provenance.missing_keys or provenance.unexpected_keys:
+        notes.append(f"the checkpoint does not match the model (--allow-partial-weights): {len(provenance.missing_keys)} "
+                     f"missing keys {_first_keys(provenance.missing_keys)}, {len(provenance.unexpected_keys)} unexpected "
+                     f"keys {_first_keys(provenance.unexpected_keys)}; the missing ones keep the model's initial values")
+    return notes
 
 
 def sha256_of(path: Path) -> str:

@@ -1,16 +1,21 @@
 """Report writers: each renders a CheckResult to text and computes nothing. `write_reports` puts every
-file in place atomically (temporary file, then rename), after everything has rendered."""
+file in place atomically (temporary files, then renames), after everything has rendered: all of them
+are replaced, or none."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from ..errors import OutputError
 from ..result import CheckResult
 from . import html, layers_files, log, markdown, markdown_zh, summary_json
 
+WRITTEN_BEFORE_INTERRUPT = "the reports had been written whole when the interrupt took effect"
 WRITERS = {"summary.json": summary_json.render, "accuracy_compare.log": log.render, "report.md": markdown.render}
 # report.md and report.html in the language of --lang; the other files are for scripts and stay English.
 MARKDOWN = {"en": markdown.render, "zh": markdown_zh.render}
@@ -35,12 +40,26 @@ def render_reports(result: CheckResult, lang: str = "en", source: str = "this ru
 
 
 def write_files(contents: dict[str, bytes], directory: str | Path) -> list[Path]:
-    """Each file atomically, once every one has rendered."""
-    written = []
-    for name, data in contents.items():
-        atomic_write(Path(directory) / name, data)
-        written.append(Path(directory) / name)
-    return written
+    """All the files or none: each is first written whole to a temporary file beside it (a full disk or an
+    unwritable folder fails here, before any previous file is touched), then all are renamed into place,
+    with Ctrl-C held off for those few renames."""
+    targets = [Path(directory) / name for name in contents]
+    staged: list[str] = []
+    path = Path(directory)
+    try:
+        for path, data in zip(targets, contents.values()):
+            staged.append(_stage(path, data))
+        with _interrupts_deferred():
+            for temporary, path in zip(staged, targets):
+                os.replace(temporary, path)
+    except BaseException as error:
+        for temporary in staged:
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"cannot write {path} ({error.strerror or error}); previous files were left as they were") from None
+        raise
+    _sync_directory(Path(directory))
+    return targets
 
 
 def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") -> list[Path]:
@@ -52,14 +71,15 @@ def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") 
                          "layers.json": layers_files.render_json(result).encode("utf-8")})
     if result.tensors:
         contents.update(_tensor_files(result.tensors))
-    written = []
-    for name, data in contents.items():
-        atomic_write(directory / name, data)
-        written.append(directory / name)
-    return written
+    return write_files(contents, directory)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    write_files({path.name: data}, path.parent)
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """`data` whole and synced in a temporary file beside `path`; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,12 +88,40 @@ def atomic_write(path: Path, data: bytes) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
+    except BaseException:
         Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path} ({error.strerror or error}); previous files were left as they were") from None
         raise
+    return temporary
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """SIGINT blocked in this thread while the body runs; one that came meanwhile is raised afterwards."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending Ctrl-C is raised here
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(WRITTEN_BEFORE_INTERRUPT) from None
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames durable (POSIX; elsewhere there is nothing to open)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _umask() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 
 def number(value: float | None, digits: int = 6) -> str:
@@ -28,5 +29,20 @@ def share(value: float | None) -> str:
 
 def escape_markdown(text: object) -> str:
     """Strings from models and users may hold markup: show them as text in Markdown (and its HTML)."""
-    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]"}
+    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]",
+             "\\": "\\\\", "\n": " ", "\r": " "}  # a line break could start a heading, a list or an HTML block
     return "".join(table.get(ch, ch) for ch in str(text))
+
+
+def code_span(text: object) -> str:
+    """`text` as a Markdown code span that nothing in it can close early: the fence is one backtick longer
+    than its longest run of backticks, and line breaks (which could end the paragraph) become spaces."""
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_fence(text: object) -> str:
+    """A fence for a code block holding `text`: longer than any run of backticks in it, so it stays open."""
+    return "`" * max(3, max((len(run) for run in re.findall(r"`+", str(text))), default=0) + 1)

@@ -16,6 +16,7 @@ from ..result import CheckResult
 from . import plots
 from .formatting import milliseconds, number, share
 from .i18n import texts, verdict_reasons
+from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -146,7 +147,8 @@ def _verdicts(result: CheckResult, t: dict, lang: str) -> list[str]:
             out.append("<ul>")
             for comparison in target.comparisons:
                 for held, sentence in verdict_reasons(comparison, result.config.criteria, lang):
-                    out.append(f'<li{"" if held else " class=bad"}>{escape(sentence)}</li>')
+                    marked = "" if held else ' class="bad"'
+                    out.append(f"<li{marked}>{escape(sentence)}</li>")
             out.append("</ul>")
         out.append("</div>")
     out.append("</section>")
@@ -247,6 +249,8 @@ def _comparison(result: CheckResult, t: dict) -> list[str]:
 def _figures(result: CheckResult, t: dict) -> list[str]:
     criteria = result.config.criteria
     limits = {"min_cosine": f"{criteria.min_cosine:g}", "max_rel_l2": f"{criteria.max_rel_l2:g}"}
+    if not plots.available():
+        return [f'<p class="note">{escape(t["no_matplotlib"])}</p>']
     out = []
     histogram = plots.diff_histograms(result)
     if histogram:
@@ -257,20 +261,39 @@ def _figures(result: CheckResult, t: dict) -> list[str]:
         out += [f"<h2>{escape(t['plots_samples'])}</h2>",
                 _figure(samples, t["plots_samples"], t["fig_samples"].format(**limits))]
     for report in plots.layer_reports(result):
-        image = plots.layers(report)
-        if image is None:
-            continue
-        none = t["layers_none"]
-        first = t["layers_first"].format(local=report.first_divergent or none,
-                                         accumulated=report.first_divergent_accumulated or none)
-        out += [f"<h2>{escape(t['layers'])} — <span class=\"mono\">{escape(str(report.target))}</span></h2>",
-                f"<p><strong>{escape(first)}</strong></p>",
-                _figure(image, t["layers"], t["fig_layers"])]
+        out += _layer_section(report, t)
     latency = plots.latency(result)
     if latency:
         out += [f"<h2>{escape(t['plots_latency'])}</h2>",
                 _figure(latency, t["plots_latency"], t["fig_latency"].format(batch=result.inputs.batch_size,
                                                                              iters=result.config.timing.iters))]
+    return out
+
+
+def _layer_section(report, t: dict) -> list[str]:
+    """One target's layer pass: the first divergent modules, the figure, the worst modules by local error."""
+    none = t["layers_none"]
+    first = t["layers_first"].format(local=report.first_divergent or none,
+                                     accumulated=report.first_divergent_accumulated or none)
+    out = [f'<h2>{escape(t["layers"])} — <span class="mono">{escape(str(report.target))}</span></h2>']
+    if report.rows:  # an empty pass (not run for this target, or failed) has no verdict to state
+        out.append(f"<p><strong>{escape(first)}</strong></p>")
+    out += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
+    image = plots.layers(report) if SUMMARY_ONLY_NOTE not in report.notes else None
+    if image:
+        out.append(_figure(image, t["layers"], t["fig_layers"]))
+    rows = []
+    for label in report.worst_local:
+        row = report.row(label)
+        if row is None:
+            continue
+        rows.append([_text(label, mono=True), _text(row.module_type), _num(_cosine(row.local.cosine)),
+                     _num(row.local.error or number(row.local.rel_l2)), _num(_cosine(row.accumulated.cosine)),
+                     _num(number(row.accumulated.rel_l2))])
+    if rows:
+        out += [f"<p>{escape(t['layers_worst'])}</p>",
+                _table([t["module"], t["module_type"], t["local_cosine"], t["local_rel_l2"], t["accumulated_cosine"],
+                        t["accumulated_rel_l2"]], rows)]
     return out
 
 

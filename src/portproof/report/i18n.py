@@ -38,7 +38,6 @@ _EN = {
     "plots_errors": "Error distribution",
     "plots_samples": "Per-sample agreement",
     "plots_latency": "Latency",
-    "environment": "Environment",
     "name": "Name",
     "requested_as": "requested as",
     "family": "Family",
@@ -54,7 +53,6 @@ _EN = {
     "not_installed": "not installed",
     "none": "none",
     "yes": "yes",
-    "no": "no",
     "pretrained_loaded": "Pretrained weights loaded",
     "random_init": "NO — random initialisation (seed {seed})",
     "source": "Source",
@@ -95,8 +93,6 @@ _EN = {
     "fail_line": "{label}: FAIL",
     "error_line": "{label}: ERROR",
     "random_conclusion": "{banner}: these figures say nothing about the pretrained model's accuracy.",
-    "basis": "Basis",
-    "failures": "Broken rules",
     "criteria": "Criteria",
     "criteria_line": "cosine ≥ {min_cosine}, rel_l2 ≤ {max_rel_l2}, tie-aware top-1 agreement on every sample",
     "started": "Started {started}, {duration:.1f} s",
@@ -121,8 +117,16 @@ _EN = {
                   "divergent module; dashed lines are the thresholds.",
     "layers_first": "First divergent module — local: {local}; accumulated: {accumulated}.",
     "layers_none": "no module diverges",
-    "error_no_plot": "no comparable values",
-    "wrote": "wrote",
+    "layers_worst": "The modules with the largest local error (rel_l2), largest first; every module is in layers.csv "
+                    "and layers.json.",
+    "module": "module",
+    "module_type": "type",
+    "local_cosine": "local cosine",
+    "local_rel_l2": "local rel_l2",
+    "accumulated_cosine": "accumulated cosine",
+    "accumulated_rel_l2": "accumulated rel_l2",
+    "no_matplotlib": "The figures are missing: matplotlib could not be imported here (pip install matplotlib, then "
+                     "portproof report DIR draws them from summary.json).",
 }
 
 _ZH = {
@@ -147,7 +151,6 @@ _ZH = {
     "plots_errors": "误差分布",
     "plots_samples": "逐样本一致性",
     "plots_latency": "时延",
-    "environment": "运行环境",
     "name": "模型名称",
     "requested_as": "命令行写法",
     "family": "模型族",
@@ -163,7 +166,6 @@ _ZH = {
     "not_installed": "未安装",
     "none": "无",
     "yes": "是",
-    "no": "否",
     "pretrained_loaded": "是否加载预训练权重",
     "random_init": "否 —— 随机初始化（种子 {seed}）",
     "source": "来源",
@@ -203,8 +205,6 @@ _ZH = {
     "fail_line": "{label}：不通过（FAIL）",
     "error_line": "{label}：运行出错（ERROR）",
     "random_conclusion": "{banner}：以上数据不能说明预训练模型的精度。",
-    "basis": "判定依据",
-    "failures": "未满足的条件",
     "criteria": "判定标准",
     "criteria_line": "cosine ≥ {min_cosine}，rel_l2 ≤ {max_rel_l2}，且每个样本的 top-1 一致（考虑近似并列）",
     "started": "开始于 {started}，耗时 {duration:.1f} 秒",
@@ -224,8 +224,15 @@ _ZH = {
                   "竖线标出首个发散模块，虚线为阈值。",
     "layers_first": "首个发散模块 —— 局部模式：{local}；累积模式：{accumulated}。",
     "layers_none": "没有模块发散",
-    "error_no_plot": "没有可比较的数值",
-    "wrote": "已写入",
+    "layers_worst": "局部误差（rel_l2）最大的模块，从大到小；全部模块见 layers.csv 与 layers.json。",
+    "module": "模块",
+    "module_type": "类型",
+    "local_cosine": "局部 cosine",
+    "local_rel_l2": "局部 rel_l2",
+    "accumulated_cosine": "累积 cosine",
+    "accumulated_rel_l2": "累积 rel_l2",
+    "no_matplotlib": "缺少图表：此环境无法导入 matplotlib（pip install matplotlib 后，运行 portproof report DIR "
+                     "即可根据 summary.json 补画）。",
 }
 
 _TEXTS = {"en": _EN, "zh": _ZH}

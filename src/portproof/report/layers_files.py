@@ -11,7 +11,8 @@ from typing import Any
 from ..layers import LayerMetrics, LayerReport
 from ..result import SCHEMA_VERSION, CheckResult
 
-METRIC_FIELDS = ("cosine", "rel_l2", "max_abs_diff", "mean_abs_diff", "reference_nonfinite", "target_nonfinite", "error")
+METRIC_FIELDS = ("cosine", "rel_l2", "max_abs_diff", "mean_abs_diff", "reference_norm", "reference_nonfinite",
+                 "target_nonfinite", "error")
 
 
 def has_layers(result: CheckResult) -> bool:

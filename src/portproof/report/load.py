@@ -20,6 +20,8 @@ from ..result import SCHEMA_VERSION, CheckResult
 
 SUMMARY_FILE = "summary.json"
 LAYERS_FILE = "layers.json"
+# Said in a layer pass read back from summary.json alone, which holds the worst modules but not every row.
+SUMMARY_ONLY_NOTE = "layers.json was not found: only the modules with the largest local error are shown, from summary.json"
 
 
 def load_directory(directory: str | Path) -> CheckResult:
@@ -29,25 +31,96 @@ def load_directory(directory: str | Path) -> CheckResult:
     if not path.is_file():
         raise SummaryError(f"{path} does not exist; run `portproof check --out {directory}` first, "
                            "or point `portproof report` at a folder that holds a summary.json")
-    result = from_summary(_read_json(path))
     layers_path = directory / LAYERS_FILE
-    if layers_path.is_file() and "layers" in {f.name for f in dataclasses.fields(CheckResult)}:
-        hint = typing.get_type_hints(CheckResult)["layers"]
-        result = dataclasses.replace(result, layers=_build(hint, _read_json(layers_path), LAYERS_FILE))
-    return result
+    layers = _read_json(layers_path) if layers_path.is_file() else None
+    return from_summary(_read_json(path), layers)
 
 
-def from_summary(summary: dict[str, Any]) -> CheckResult:
-    """The inverse of summary_json.summary(): a CheckResult equal to the one that was saved (without
-    tensors, and with non-finite numbers as None)."""
+def from_summary(summary: dict[str, Any], layers: dict[str, Any] | None = None) -> CheckResult:
+    """The inverse of summary_json.summary() (and of layers_files.render_json() for `layers`): a
+    CheckResult equal to the one that was saved, without tensors and with non-finite numbers as None.
+    Without layers.json, a target's layer pass comes back from summary.json's short form: the first
+    divergent modules and the worst ten by local error, without the other rows."""
     if not isinstance(summary, dict):
         raise SummaryError("summary.json does not hold a JSON object")
     version = str(summary.get("schema_version", ""))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise SummaryError(f"summary.json has schema_version {version or 'none'}; this portproof reads {SCHEMA_VERSION}")
-    # summary.json names a few blocks differently from the dataclass (settings = config); the rest match.
-    fields = {**summary, "config": summary.get("settings")}
-    return _build(CheckResult, fields, "summary.json")
+    full_passes = {}
+    if layers is not None:
+        _expect(isinstance(layers, dict) and isinstance(layers.get("targets"), list), LAYERS_FILE, "an object with targets",
+                layers)
+        full_passes = {entry.get("target"): entry for entry in layers["targets"] if isinstance(entry, dict)}
+    # summary.json names a few blocks differently from the dataclasses (settings = config), and keeps a
+    # layer pass in a short form of its own; the rest match the dataclasses field by field.
+    targets = summary.get("targets")
+    _expect(isinstance(targets, list), "summary.json.targets", "a list", targets)
+    short_passes = [t.get("layers") if isinstance(t, dict) else None for t in targets]
+    fields = {**summary, "config": summary.get("settings"),
+              "targets": [{k: v for k, v in t.items() if k != "layers"} if isinstance(t, dict) else t for t in targets]}
+    result = _build(CheckResult, fields, "summary.json")
+    if not any(short_passes):
+        return result
+    rebuilt = []
+    for position, (target, short) in enumerate(zip(result.targets, short_passes)):
+        if short:
+            where = f"summary.json.targets[{position}].layers"
+            full = full_passes.get(target.label)
+            target = dataclasses.replace(target, layers=_layer_report(full if full else short, full is not None,
+                                                                     LAYERS_FILE if full else where))
+        rebuilt.append(target)
+    return dataclasses.replace(result, targets=tuple(rebuilt))
+
+
+def _layer_report(entry: Any, with_rows: bool, where: str) -> Any:
+    """A layers.LayerReport from a layers.json entry (every row) or summary.json's short form (the rows
+    of the worst modules only, with their local metrics)."""
+    from ..config import Criteria
+    from ..layers import LayerMetrics, LayerReport, LayerRow
+
+    _expect(isinstance(entry, dict), where, "an object", entry)
+    metric_fields = [f.name for f in dataclasses.fields(LayerMetrics)]
+
+    def metrics(value: Any, at: str) -> LayerMetrics:
+        _expect(isinstance(value, dict), at, "an object", value)
+        return _build(LayerMetrics, {k: value[k] for k in metric_fields if k in value}, at)
+
+    if with_rows:
+        rows = []
+        for i, row in enumerate(entry.get("rows") or []):
+            at = f"{where}.rows[{i}]"
+            _expect(isinstance(row, dict), at, "an object", row)
+            rows.append(LayerRow(order=_build(int, row.get("order"), f"{at}.order"),
+                                 name=_build(str, row.get("module"), f"{at}.module"),
+                                 element=_build(str, row.get("element", ""), f"{at}.element"),
+                                 module_type=_build(str, row.get("type", ""), f"{at}.type"),
+                                 shape=_build(tuple[int, ...], row.get("shape", []), f"{at}.shape"),
+                                 dtype=_build(str, row.get("dtype", ""), f"{at}.dtype"),
+                                 accumulated=metrics(row.get("accumulated"), f"{at}.accumulated"),
+                                 local=metrics(row.get("local"), f"{at}.local")))
+        worst = [w.get("module") if isinstance(w, dict) else w for w in entry.get("worst_local") or []]
+    else:
+        rows, worst = [], []
+        for i, item in enumerate(entry.get("worst_local") or []):
+            at = f"{where}.worst_local[{i}]"
+            _expect(isinstance(item, dict), at, "an object", item)
+            label = _build(str, item.get("module"), f"{at}.module")
+            worst.append(label)
+            rows.append(LayerRow(order=i, name=label, element="", module_type="", shape=(), dtype="",
+                                 accumulated=LayerMetrics(error=f"not compared: {SUMMARY_ONLY_NOTE}"),
+                                 local=metrics(item, at)))
+    return LayerReport(
+        target=_build(str, entry.get("target"), f"{where}.target"),
+        samples=_build(int, entry.get("samples"), f"{where}.samples"),
+        criteria=_build(Criteria, entry.get("criteria"), f"{where}.criteria"),
+        rows=tuple(rows),
+        first_divergent=_build(str | None, entry.get("first_divergent"), f"{where}.first_divergent"),
+        first_divergent_accumulated=_build(str | None, entry.get("first_divergent_accumulated"),
+                                           f"{where}.first_divergent_accumulated"),
+        worst_local=tuple(_build(str, w, f"{where}.worst_local") for w in worst),
+        notes=_build(tuple[str, ...], entry.get("notes", []), f"{where}.notes") + (
+            (SUMMARY_ONLY_NOTE,) if not with_rows and entry.get("modules_compared") else ()),
+    )
 
 
 def _read_json(path: Path) -> Any:

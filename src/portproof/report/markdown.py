@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 from ..result import RANDOM_WEIGHTS_BANNER, CheckResult
+from .formatting import code_fence, milliseconds, number, share
+from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .formatting import milliseconds, number, share
 from .summary_json import scoring_fields
 
 
@@ -21,7 +22,7 @@ def render(result: CheckResult) -> str:
     targets = ", ".join(esc(t.label) for t in result.targets)
     out += [f"# {esc(model_name)} port report: {targets} against {esc(result.reference.label)}", ""]
     out += _section("Model", [
-        f"Name: `{model_name}` (requested as `{result.model.requested}`)",
+        f"Name: {code(model_name)} (requested as {code(result.model.requested)})",
         f"Family: {esc(result.model.family)}; hub repository: {esc(result.model.hub_repo or 'none')}",
         f"Parameters: {result.model.num_parameters:,}",
         f"Outputs compared: {', '.join(result.model.output_names)}",
@@ -39,14 +40,16 @@ def render(result: CheckResult) -> str:
     software.append(f"CANN: {environment.get('cann') or 'not installed'}")
     software.append(f"portproof: {environment.get('portproof')}")
     out += _section("Software", software)
-    out += ["## Install and run", "", "```", "make setup   # or: pip install -e .  (reuses an installed torch / torch_npu)",
-            f"{environment.get('command_line') or 'portproof check'}", "```", ""]
+    command_line = environment.get("command_line") or "portproof check"
+    out += ["## Install and run", "", code_fence(command_line),
+            "make setup   # or: pip install -e .  (reuses an installed torch / torch_npu)",
+            command_line, code_fence(command_line), ""]
     weights = result.weights
     weight_lines = [
         f"Pretrained weights loaded: {'yes' if weights.pretrained_used else 'NO — random initialisation (seed ' + str(weights.random_seed) + ')'}",
         f"Source: {weights.source_kind}",
-        f"Path: `{weights.path}`" if weights.path else "Path: none",
-        f"Size: {weights.file_size:,} bytes; sha256 `{weights.sha256}`" if weights.sha256 else "sha256: none",
+        f"Path: {code(weights.path)}" if weights.path else "Path: none",
+        f"Size: {weights.file_size:,} bytes; sha256 {code(weights.sha256)}" if weights.sha256 else "sha256: none",
         f"pretrained_used: {str(weights.pretrained_used).lower()}",
         f"local_weight_used: {str(weights.local_weight_used).lower()}",
     ]
@@ -146,8 +149,8 @@ def _comparison(result: CheckResult) -> list[str]:
 def _scoring_table(result: CheckResult) -> list[str]:
     fields = scoring_fields(result)
     rows = ["## Scoring fields", "",
-            f"For target `{fields['scoring_target']}`, output `{fields['scoring_output']}`, against the reference "
-            f"`{result.reference.label}`, with the same weights and the same inputs.", "",
+            f"For target {code(fields['scoring_target'])}, output {code(fields['scoring_output'])}, against the reference "
+            f"{code(result.reference.label)}, with the same weights and the same inputs.", "",
             "| field | value |", "|---|---|"]
     for key in ("status", "verdict", "output_shape", "latency_ms", "pretrained_used", "local_weight_used", "weight_path",
                 "max_abs_diff", "mean_abs_diff", "cosine_similarity", "top1_match", "top5_match",

@@ -137,21 +137,25 @@ def _layers(result: CheckResult, t: dict) -> list[str]:
     rows: list[str] = []
     for report in layer_reports(result):
         none = t["layers_none"]
-        rows += [f"## {t['layers']}：{esc(str(getattr(report, 'target', '')))}", "",
-                 t["layers_first"].format(local=f"`{report.first_divergent}`" if report.first_divergent else none,
-                                          accumulated=(f"`{report.first_divergent_accumulated}`"
-                                                       if report.first_divergent_accumulated else none)), ""]
-        worst = list(getattr(report, "worst_local", ()) or ())
-        if worst:
-            rows += ["局部误差最大的模块（按 rel_l2 从大到小）：", "",
-                     "| 模块 | 类型 | 局部 cosine | 局部 rel_l2 | 累积 cosine | 累积 rel_l2 |", "|---|---|---|---|---|---|"]
-            for label in worst:
+        rows += [f"## {t['layers']}：{esc(str(report.target))}", ""]
+        if report.rows:  # an empty pass (not run for this target, or failed) has no verdict to state
+            rows += [t["layers_first"].format(local=f"`{report.first_divergent}`" if report.first_divergent else none,
+                                              accumulated=(f"`{report.first_divergent_accumulated}`"
+                                                           if report.first_divergent_accumulated else none)), ""]
+        rows += [f"- 说明：{esc(note)}" for note in report.notes]
+        rows += [""] if report.notes else []
+        if report.worst_local:
+            rows += [t["layers_worst"], "",
+                     f"| {t['module']} | {t['module_type']} | {t['local_cosine']} | {t['local_rel_l2']} | "
+                     f"{t['accumulated_cosine']} | {t['accumulated_rel_l2']} |", "|---|---|---|---|---|---|"]
+            for label in report.worst_local:
                 row = report.row(label)
                 if row is None:
                     continue
                 local, accumulated = row.local, row.accumulated
-                rows.append(f"| `{esc(label)}` | {esc(row.module_type)} | {number(local.cosine, 9)} | {number(local.rel_l2)} | "
-                            f"{number(accumulated.cosine, 9)} | {number(accumulated.rel_l2)} |")
+                rows.append(f"| `{esc(label)}` | {esc(row.module_type)} | {number(local.cosine, 9)} | "
+                            f"{esc(local.error) if local.error else number(local.rel_l2)} | {number(accumulated.cosine, 9)} | "
+                            f"{number(accumulated.rel_l2)} |")
             rows.append("")
     return rows
 

@@ -23,6 +23,15 @@ FLOOR = 1e-16  # 1 − cosine and rel_l2 of 0 are drawn here on log axes
 WIDTH_IN, DPI = 11.6, 100  # 1160 px: the width of report.html's column
 
 
+def available() -> bool:
+    """Whether matplotlib can be imported here; without it report.html is written without figures."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def colour(position: int) -> str:
     return COLOURS[position % len(COLOURS)]
 
@@ -107,7 +116,7 @@ def per_sample(result: CheckResult) -> bytes | None:
         for ax, limit, what in ((cos_ax, 1.0 - criteria.min_cosine, f"1 − cosine  ({name})"),
                                 (rel_ax, criteria.max_rel_l2, f"rel_l2  ({name})")):
             if limit > 0:
-                ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4, label=f"limit {limit:g}")
+                ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4, label="limit")
             ax.set_yscale("log")
             low, high = ax.get_ylim()
             ax.set_ylim(low, high * 8)  # room above the limit line
@@ -116,7 +125,9 @@ def per_sample(result: CheckResult) -> bytes | None:
             ax.grid(True, which="major", alpha=0.3)
             if samples <= 32:
                 ax.set_xticks(range(samples))
-        cos_ax.legend(fontsize=8, frameon=False)
+    # one legend for every panel, above them, where it hides no line
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
     return _png(figure)
 
 
@@ -155,34 +166,56 @@ def latency(result: CheckResult) -> bytes | None:
 
 def layers(report: Any) -> bytes | None:
     """1 − cosine and rel_l2 of every module in execution order, accumulated and local, the first
-    divergent module marked. `report` is a layers.LayerReport."""
+    divergent module of each mode marked, modules that raised crossed. `report` is a layers.LayerReport."""
     rows = [r for r in getattr(report, "rows", ()) if r is not None]
     if not rows:
         return None
+    from matplotlib.transforms import blended_transform_factory
+
     criteria = report.criteria
-    figure, axes = _figure(2, 1, height_per_row=3.2)
+    figure, axes = _figure(2, 1, height_per_row=3.6)
     xs = list(range(len(rows)))
     labels = [r.label for r in rows]
+    modes = (("accumulated", COLOURS[0], report.first_divergent_accumulated),
+             ("local", COLOURS[1], report.first_divergent))
     for ax, metric, limit, what in ((axes[0], "cosine", 1.0 - criteria.min_cosine, "1 − cosine"),
                                     (axes[1], "rel_l2", criteria.max_rel_l2, "rel_l2")):
-        for mode, c in (("accumulated", COLOURS[0]), ("local", COLOURS[1])):
+        top = blended_transform_factory(ax.transData, ax.transAxes)
+        for mode, c, first in modes:
             values = [_layer_value(getattr(r, mode), metric) for r in rows]
             ax.plot(xs, values, color=c, linewidth=1.3, marker=".", markersize=3, label=mode)
+            raised = [x for x, r in zip(xs, rows) if (getattr(r, mode).error or "").startswith("raised")]
+            if raised:
+                ax.plot(raised, [0.94] * len(raised), "x", color=c, markersize=7, transform=top,
+                        label=f"raised ({mode})")
+            if first in labels:
+                ax.axvline(labels.index(first), color=c, linestyle=":", linewidth=1.8,
+                           label=f"first divergent ({mode}): {first}")
         if limit > 0:
-            ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label=f"limit {limit:g}")
-        for name, mode_colour in ((report.first_divergent, COLOURS[1]), (report.first_divergent_accumulated, COLOURS[0])):
-            if name in labels:
-                ax.axvline(labels.index(name), color=mode_colour, linestyle=":", linewidth=1.6)
+            ax.axhline(limit, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label="limit")
         ax.set_yscale("log")
         ax.set_title(what, fontsize=11, loc="left", fontweight="bold")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
-    for name, text in ((report.first_divergent, "local"), (report.first_divergent_accumulated, "accumulated")):
-        if name in labels:
-            axes[0].annotate(f"{name} ({text})", xy=(labels.index(name), 1.0), xycoords=("data", "axes fraction"),
-                             xytext=(3, -12 if text == "local" else -24), textcoords="offset points", fontsize=8)
-    axes[1].set_xlabel(f"module, in execution order ({len(rows)} module outputs)")
+        ax.set_xlim(-1, len(rows))
+    # above the upper panel, out of the lines' way
+    axes[0].legend(fontsize=8, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3)
+    ticks = _landmarks(rows)
+    for ax in axes:
+        ax.set_xticks([x for x, _ in ticks], [name for _, name in ticks] if ax is axes[1] else [], rotation=90, fontsize=7)
+    axes[1].set_xlabel(f"module outputs in execution order ({len(rows)}); named at the end of each top-level block")
     return _png(figure)
+
+
+def _landmarks(rows: list, most: int = 60) -> list[tuple[int, str]]:
+    """Where the x axis is named: each top-level module or numbered block (`blocks.3`), at its output,
+    skipping a name that would print over the previous one."""
+    marks: list[tuple[int, str]] = []
+    gap = len(rows) / most
+    for x, row in enumerate(rows):
+        parts = row.label.split("#")[0].split(".")
+        if (len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())) and (not marks or x - marks[-1][0] >= gap):
+            marks.append((x, row.label))
+    return marks
 
 
 def _layer_value(metrics: Any, metric: str) -> float:
@@ -225,11 +258,6 @@ def _png(figure) -> bytes:
 
 
 def layer_reports(result: CheckResult) -> list[Any]:
-    """The layer pass results the result carries (none when no layer pass ran)."""
-    value = getattr(result, "layers", None)
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if v is not None]
-    return [value]
+    """The layer passes the result carries, target by target (none when no layer pass ran)."""
+    return [t.layers for t in result.targets if getattr(t, "layers", None) is not None]
 
