@@ -724,6 +724,9 @@ def test_hostile_strings_in_a_saved_summary_render_as_text(finished_run, tmp_pat
     summary["notes"] = [HOSTILE]
     summary["environment"]["command_line"] = f"portproof check {HOSTILE_LINES}"
     summary["environment"]["cpu"] = HOSTILE_IMG
+    summary["environment"]["python"] = summary["environment"]["portproof"] = HOSTILE_LINES
+    summary["environment"]["packages"]["torch"] = HOSTILE
+    summary["weights"]["source_kind"] = summary["inputs"]["kind"] = HOSTILE_LINES
     target = summary["targets"][0]
     target["label"] = HOSTILE
     target["description"]["device_name"] = HOSTILE_IMG

@@ -150,10 +150,10 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: f
     if reference.shape != target.shape:
         return LayerMetrics(target_shape=shape, target_dtype=dtype, error=f"shape {list(target.shape)} differs from {list(reference.shape)}")
     ref = reference.detach().reshape(-1).float()
-    tgt = target.detach().to(ref.device).reshape(-1).float()
+    tgt = target.detach().to(ref.device).reshape(-1)
     if ref.numel() == 0:
         return LayerMetrics(1.0, 0.0, 0.0, 0.0, 0, 0, shape, dtype)
-    diff = tgt - ref
+    diff = torch.sub(tgt, ref)  # promotes a half-precision target to float32 in the same pass
     err2, cross = torch.dot(diff, diff), torch.dot(ref, diff)  # BLAS dots: the fastest reductions measured
     magnitude = diff.abs_()  # in place: the signed difference is not needed any more
     ref_dot = torch.dot(ref, ref) if reference_sq is None else err2
@@ -166,7 +166,7 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: f
         keep = ref_finite & tgt_finite
         if not bool(keep.any()):
             return LayerMetrics(None, None, None, None, counts[0], counts[1], shape, dtype)
-        ref, diff = ref[keep].double(), (tgt[keep] - ref[keep]).double()
+        ref, diff = ref[keep].double(), tgt[keep].double() - ref[keep].double()
         ref2, err2, cross = float(ref.dot(ref)), float(diff.dot(diff)), float(ref.dot(diff))
         abs_sum, max_abs = float(diff.abs().sum()), float(diff.abs().max())
     tgt2 = max(ref2 + 2 * cross + err2, 0.0)  # ‖t‖² = ‖r + d‖², without cancellation when d is small
@@ -398,9 +398,19 @@ class _Session:
     def _target_inputs(self, name: str, args, kwargs):
         key = self._enter(name)
         if self.thread_role.mode == self.LOCAL:
-            return self._take("pre", key, self._feed)  # the module sees exactly the reference's inputs
+            # the module sees exactly the reference's inputs; most already are (what the last module handed on)
+            return self._take("pre", key, lambda value: None if self._already_fed((args, kwargs), value) else self._feed(value))
         self._take("pre", key, lambda value: None)
         return None
+
+    def _already_fed(self, actual: Any, reference: Any) -> bool:
+        """Every tensor of `actual` is an unchanged copy this pass made of the matching reference tensor."""
+        casts = self.thread_role.casts
+        pairs = list(zip(tensor_elements(actual), tensor_elements(reference)))
+        return len(pairs) == len(tensor_elements(reference)) and all(
+            place == reference_place and casts.get(_identity(tensor), (None, None))[1] == _identity(reference_tensor)
+            for (place, tensor), (reference_place, reference_tensor) in pairs
+        )
 
     def _target_output(self, output):
         role = self.thread_role

@@ -35,10 +35,10 @@ def render(result: CheckResult) -> str:
                  f"{environment.get('torch_threads')} torch threads)"]
     out += _section("Hardware", hardware)
     packages = environment.get("packages", {})
-    software = [f"Python: {environment.get('python')}", f"Platform: {esc(environment.get('platform'))}"]
-    software += [f"{name}: {version}" for name, version in packages.items() if version]
-    software.append(f"CANN: {environment.get('cann') or 'not installed'}")
-    software.append(f"portproof: {environment.get('portproof')}")
+    software = [f"Python: {esc(environment.get('python'))}", f"Platform: {esc(environment.get('platform'))}"]
+    software += [f"{esc(name)}: {esc(version)}" for name, version in packages.items() if version]
+    software.append(f"CANN: {esc(environment.get('cann') or 'not installed')}")
+    software.append(f"portproof: {esc(environment.get('portproof'))}")
     out += _section("Software", software)
     command_line = environment.get("command_line") or "portproof check"
     out += ["## Install and run", "", code_fence(command_line),
@@ -47,7 +47,7 @@ def render(result: CheckResult) -> str:
     weights = result.weights
     weight_lines = [
         f"Pretrained weights loaded: {'yes' if weights.pretrained_used else 'NO — random initialisation (seed ' + str(weights.random_seed) + ')'}",
-        f"Source: {weights.source_kind}",
+        f"Source: {esc(weights.source_kind)}",
         f"Path: {code(weights.path)}" if weights.path else "Path: none",
         f"Size: {weights.file_size:,} bytes; sha256 {code(weights.sha256)}" if weights.sha256 else "sha256: none",
         f"pretrained_used: {str(weights.pretrained_used).lower()}",
@@ -59,7 +59,7 @@ def render(result: CheckResult) -> str:
     out += _section("Weight loading", weight_lines)
     inputs = result.inputs
     out += _section("Inputs", [
-        f"{inputs.kind}: {inputs.num_samples} samples of shape {list(inputs.shape[1:])}, batch size {inputs.batch_size}, seed {inputs.seed}",
+        f"{esc(inputs.kind)}: {inputs.num_samples} samples of shape {list(inputs.shape[1:])}, batch size {inputs.batch_size}, seed {inputs.seed}",
         f"Files: {esc(', '.join(inputs.sources))}" if inputs.sources else "Files: none (generated tensors)",
         *[f"Skipped: {esc(s)}" for s in inputs.skipped],
     ])

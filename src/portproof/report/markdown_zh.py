@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 from ..result import CheckResult
+from .formatting import code_fence, milliseconds, number, share
+from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .formatting import milliseconds, number, share
 from .i18n import texts, verdict_reasons
 from .plots import layer_reports
 from .summary_json import scoring_fields
@@ -26,7 +27,7 @@ def render(result: CheckResult) -> str:
     out += [f"# {esc(t['title'].format(model=model_name))}：{targets} 对比 {esc(result.reference.label)}", ""]
     model = result.model
     out += _section(t["model"], [
-        f"{t['name']}：`{model_name}`（{t['requested_as']} `{model.requested}`）",
+        f"{t['name']}：{code(model_name)}（{t['requested_as']} {code(model.requested)}）",
         f"{t['family']}：{esc(model.family)}；{t['hub_repo']}：{esc(model.hub_repo or t['none'])}",
         f"{t['parameters']}：{model.num_parameters:,}",
         f"{t['outputs_compared']}：{', '.join(model.output_names)}",
@@ -38,20 +39,21 @@ def render(result: CheckResult) -> str:
     hardware.append(f"{t['cpu']}：{esc(environment.get('cpu'))}（"
                     f"{t['cores'].format(cores=environment.get('cpu_count'), threads=environment.get('torch_threads'))}）")
     out += _section(t["hardware"], hardware)
-    software = [f"{t['python']}：{environment.get('python')}", f"{t['platform']}：{esc(environment.get('platform'))}"]
-    software += [f"{name}：{version}" for name, version in (environment.get("packages") or {}).items() if version]
-    software.append(f"CANN：{environment.get('cann') or t['not_installed']}")
-    software.append(f"portproof：{environment.get('portproof')}")
+    software = [f"{t['python']}：{esc(environment.get('python'))}", f"{t['platform']}：{esc(environment.get('platform'))}"]
+    software += [f"{esc(name)}：{esc(version)}" for name, version in (environment.get("packages") or {}).items() if version]
+    software.append(f"CANN：{esc(environment.get('cann') or t['not_installed'])}")
+    software.append(f"portproof：{esc(environment.get('portproof'))}")
     out += _section(t["software"], software)
-    out += [f"## {t['install_run']}", "", "```",
+    command_line = environment.get("command_line") or "portproof check"
+    out += [f"## {t['install_run']}", "", code_fence(command_line),
             "make setup   # 或：pip install -e .（沿用已安装的 torch / torch_npu）",
-            f"{environment.get('command_line') or 'portproof check'}", "```", ""]
+            command_line, code_fence(command_line), ""]
     weights = result.weights
     weight_lines = [
         f"{t['pretrained_loaded']}：" + (t["yes"] if weights.pretrained_used else t["random_init"].format(seed=weights.random_seed)),
-        f"{t['source']}：{weights.source_kind}",
-        f"{t['path']}：`{weights.path}`" if weights.path else f"{t['path']}：{t['none']}",
-        (f"{t['size']}：{t['bytes'].format(size=weights.file_size)}；sha256 `{weights.sha256}`" if weights.sha256
+        f"{t['source']}：{esc(weights.source_kind)}",
+        f"{t['path']}：{code(weights.path)}" if weights.path else f"{t['path']}：{t['none']}",
+        (f"{t['size']}：{t['bytes'].format(size=weights.file_size)}；sha256 {code(weights.sha256)}" if weights.sha256
          else f"sha256：{t['none']}"),
         f"pretrained_used：{str(weights.pretrained_used).lower()}",
         f"local_weight_used：{str(weights.local_weight_used).lower()}",
@@ -62,7 +64,7 @@ def render(result: CheckResult) -> str:
     out += _section(t["weights"], weight_lines)
     inputs = result.inputs
     out += _section(t["inputs"], [
-        t["input_line"].format(kind=inputs.kind, n=inputs.num_samples, shape=list(inputs.shape[1:]),
+        t["input_line"].format(kind=esc(inputs.kind), n=inputs.num_samples, shape=list(inputs.shape[1:]),
                                batch=inputs.batch_size, seed=inputs.seed),
         f"{t['files']}：{esc(', '.join(inputs.sources))}" if inputs.sources else f"{t['files']}：{t['generated']}",
         *[f"{t['skipped']}：{esc(s)}" for s in inputs.skipped],
@@ -139,8 +141,8 @@ def _layers(result: CheckResult, t: dict) -> list[str]:
         none = t["layers_none"]
         rows += [f"## {t['layers']}：{esc(str(report.target))}", ""]
         if report.rows:  # an empty pass (not run for this target, or failed) has no verdict to state
-            rows += [t["layers_first"].format(local=f"`{report.first_divergent}`" if report.first_divergent else none,
-                                              accumulated=(f"`{report.first_divergent_accumulated}`"
+            rows += [t["layers_first"].format(local=code(report.first_divergent) if report.first_divergent else none,
+                                              accumulated=(code(report.first_divergent_accumulated)
                                                            if report.first_divergent_accumulated else none)), ""]
         rows += [f"- 说明：{esc(note)}" for note in report.notes]
         rows += [""] if report.notes else []
@@ -163,8 +165,8 @@ def _layers(result: CheckResult, t: dict) -> list[str]:
 def _scoring(result: CheckResult, t: dict) -> list[str]:
     fields = scoring_fields(result)
     rows = [f"## {t['scoring']}", "",
-            t["scoring_intro"].format(target=f"`{fields['scoring_target']}`", output=f"`{fields['scoring_output']}`",
-                                      reference=f"`{result.reference.label}`"), "",
+            t["scoring_intro"].format(target=code(fields["scoring_target"]), output=code(fields["scoring_output"]),
+                                      reference=code(result.reference.label)), "",
             f"| {t['field']} | {t['value']} |", "|---|---|"]
     for key in ("status", "verdict", "output_shape", "latency_ms", "pretrained_used", "local_weight_used", "weight_path",
                 "max_abs_diff", "mean_abs_diff", "cosine_similarity", "top1_match", "top5_match",
