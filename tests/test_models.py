@@ -60,8 +60,8 @@ def test_classifier_wrapper_returns_the_models_own_logits_and_pre_logits_feature
 
 def test_public_api_is_what_all_lists():
     assert sorted(portproof.__all__) == sorted([
-        "CheckConfig", "CheckResult", "Criteria", "InputSpec", "ModelSpec", "OutputComparison", "OutputSpec",
-        "PortproofError", "TargetResult", "TargetSpec", "TimingSpec", "Verdict", "WeightsSpec", "compare_outputs",
-        "judge", "parse_target", "run_check",
+        "CheckConfig", "CheckResult", "Criteria", "InputSpec", "LayerReport", "ModelSpec", "OutputComparison", "OutputSpec",
+        "PortproofError", "TargetResult", "TargetSpec", "TimingSpec", "Verdict", "WeightsSpec", "compare_layers",
+        "compare_outputs", "judge", "parse_target", "run_check",
     ])
     assert all(hasattr(portproof, name) for name in portproof.__all__)

@@ -17,6 +17,7 @@ from .config import (
     parse_target,
 )
 from .errors import PortproofError
+from .layers import LayerReport, compare_layers
 from .pipeline import run_check
 from .result import CheckResult, TargetResult
 
@@ -27,6 +28,7 @@ __all__ = [
     "CheckResult",
     "Criteria",
     "InputSpec",
+    "LayerReport",
     "ModelSpec",
     "OutputComparison",
     "OutputSpec",
@@ -36,6 +38,7 @@ __all__ = [
     "TimingSpec",
     "Verdict",
     "WeightsSpec",
+    "compare_layers",
     "compare_outputs",
     "judge",
     "parse_target",

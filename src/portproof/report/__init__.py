@@ -96,18 +96,22 @@ def _stage(path: Path, data: bytes) -> str:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """SIGINT blocked in this thread while the body runs; one that came meanwhile is raised afterwards."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    """A Ctrl-C that comes while the body runs is noted, and acted on once the body is done. (Python runs
+    signal handlers in the main thread only, and only handlers installed from Python can be swapped.)"""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(previous):  # not ours to defer: SIG_IGN, SIG_DFL, a C handler, or not the main thread
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending Ctrl-C is raised here
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(WRITTEN_BEFORE_INTERRUPT) from None
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is signal.default_int_handler:
+        raise KeyboardInterrupt(WRITTEN_BEFORE_INTERRUPT)
+    if caught:
+        previous(signal.SIGINT, None)
 
 
 def _sync_directory(directory: Path) -> None:
