@@ -20,7 +20,7 @@ recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
