@@ -23,7 +23,7 @@ from portproof.compare import DiffHistogram, compare_outputs, diff_histogram, hi
 from portproof.config import CheckConfig, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
 from portproof.errors import SummaryError
 from portproof.pipeline import run_check
-from portproof.report import html, markdown, markdown_zh, summary_json, write_reports
+from portproof.report import html, markdown, summary_json, write_reports
 from portproof.report.load import from_summary, load_directory
 from portproof.result import RANDOM_WEIGHTS_BANNER
 
@@ -104,7 +104,7 @@ def test_summary_reads_back_into_an_equal_result(run):
 def test_reports_rendered_from_the_reloaded_summary_equal_the_live_ones(run):
     result, out = run
     reloaded = load_directory(out)
-    for render in (markdown.render, markdown_zh.render, summary_json.render):
+    for render in (markdown.render, lambda r: markdown.render(r, "zh"), summary_json.render):
         assert render(reloaded) == render(result)
     for lang in ("en", "zh"):
         assert html.render(reloaded, lang) == html.render(result, lang)
@@ -189,7 +189,7 @@ def test_english_markdown_structure(run):
 
 def test_chinese_markdown_follows_the_ascend_report_structure(run):
     result, _ = run
-    text = markdown_zh.render(result)
+    text = markdown.render(result, "zh")
     assert text.startswith(f"> **{RANDOM_WEIGHTS_BANNER}（随机权重")
     assert skeleton(text) == [
         "# test_vit.r160_in1k 适配报告：cpu/bf16, cpu/fp16 对比 cpu",
@@ -213,7 +213,7 @@ def test_chinese_conclusion_states_each_verdict_with_the_measured_values(run):
     result, _ = run
     bf16, broken = result.targets
     assert bf16.status == "PASS" and broken.status == "FAIL"
-    conclusion = markdown_zh.render(result).split("## 适配结论", 1)[1]
+    conclusion = markdown.render(result, "zh").split("## 适配结论", 1)[1]
     lines = [line for line in conclusion.splitlines() if line.startswith("- ")]
     assert lines[0].startswith("- **cpu/bf16：通过（PASS）**")
     assert f"cosine_similarity={bf16.comparison('logits').cosine_similarity:.6f} ≥ 0.99" in lines[0]
@@ -306,7 +306,7 @@ def test_report_command_rewrites_both_reports_in_chinese_without_running_the_mod
     code = cli.main(["report", str(folder), "--lang", "zh"])
     assert code == 0
     assert (folder / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
-    assert (folder / "report.md").read_text() == markdown_zh.render(result)
+    assert (folder / "report.md").read_text() == markdown.render(result, "zh")
     assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>\n<html lang=\"zh-CN\">")
     printed = capsys.readouterr().out
     assert str(folder / "report.md") in printed and str(folder / "report.html") in printed
@@ -353,7 +353,7 @@ def test_a_layer_pass_reads_back_from_layers_json_into_an_equal_result(layered_r
         page = html.render(reloaded, lang)
         assert page == html.render(result, lang)
         assert len(embedded_images(page)) == 4  # histogram, per-sample, layers, latency
-    assert markdown_zh.render(reloaded) == markdown_zh.render(result)
+    assert markdown.render(reloaded, "zh") == markdown.render(result, "zh")
 
 
 def test_without_layers_json_the_worst_modules_come_from_summary_json(layered_run, tmp_path):
@@ -365,7 +365,7 @@ def test_without_layers_json_the_worst_modules_come_from_summary_json(layered_ru
     assert [r.local for r in report.rows] == [original.row(label).local for label in original.worst_local]
     page = html.render(reloaded)
     assert "layers.json was not found" in page and len(embedded_images(page)) == 3  # no figure from ten rows
-    text = markdown_zh.render(reloaded)
+    text = markdown.render(reloaded, "zh")
     worst = table_rows(text, "| 模块 |")
     assert [row[0].strip("`") for row in worst] == list(original.worst_local)
 
@@ -392,7 +392,7 @@ def test_the_first_divergent_module_is_named_and_drawn(run):
     assert len(embedded_images(page)) == 4
     worst = re.search(r"<td class=\"mono\">([^<]+)</td>", page.split("Layer by layer", 1)[1]).group(1)
     assert worst == "blocks.2.mlp.fc2"
-    assert "首个发散模块 —— 局部模式：`blocks.2.mlp.fc2`" in markdown_zh.render(shown)
+    assert "首个发散模块 —— 局部模式：`blocks.2.mlp.fc2`" in markdown.render(shown, "zh")
 
 
 def test_without_matplotlib_the_page_is_written_without_figures_and_says_why(run, monkeypatch):

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..result import CheckResult
-from . import html, layers_files, log, markdown, markdown_zh, summary_json
+from . import html, layers_files, log, markdown, summary_json
 
 WRITTEN_BEFORE_INTERRUPT = "the reports had been written whole when the interrupt took effect"
-WRITERS = {"summary.json": summary_json.render, "accuracy_compare.log": log.render, "report.md": markdown.render}
-# report.md and report.html in the language of --lang; the other files are for scripts and stay English.
-MARKDOWN = {"en": markdown.render, "zh": markdown_zh.render}
+# report.md and report.html (render_reports) are in the language of --lang; these are for scripts and stay English.
+WRITERS = {"summary.json": summary_json.render, "accuracy_compare.log": log.render}
 
 
 def check_writable(directory: str | Path) -> Path:
@@ -35,7 +34,7 @@ def check_writable(directory: str | Path) -> Path:
 
 def render_reports(result: CheckResult, lang: str = "en", source: str = "this run") -> dict[str, bytes]:
     """report.md and report.html, for people, in `lang`; `source` says in report.html what they were made from."""
-    return {"report.md": MARKDOWN[lang](result).encode("utf-8"),
+    return {"report.md": markdown.render(result, lang).encode("utf-8"),
             "report.html": html.render(result, lang, source).encode("utf-8")}
 
 

@@ -27,6 +27,11 @@ def share(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
+def device_name(description: dict) -> str:
+    """The device a side ran on, as its backend's description names it."""
+    return str(description.get("device_name") or description.get("device") or "")
+
+
 def escape_markdown(text: object) -> str:
     """Strings from models and users may hold markup: show them as text in Markdown (and its HTML)."""
     table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]",

@@ -14,7 +14,7 @@ from html import escape
 
 from ..result import CheckResult
 from . import plots
-from .formatting import milliseconds, number, share
+from .formatting import device_name, milliseconds, number, share
 from .i18n import texts, verdict_reasons
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
@@ -187,8 +187,8 @@ def _cards(result: CheckResult, t: dict) -> list[str]:
     if weights.searched:
         weight_items.append((t["searched"], '<ul class="plain searched">' + "".join(f"<li>{escape(s)}</li>" for s in weights.searched)
                              + "</ul>"))
-    hardware = [(f"{t['reference']}", escape(f"{result.reference.label} — {_device_name(result.reference.description)}"))]
-    hardware += [(f"{t['target']} {i}", escape(f"{target.label} — {_device_name(target.description)}"))
+    hardware = [(f"{t['reference']}", escape(f"{result.reference.label} — {device_name(result.reference.description)}"))]
+    hardware += [(f"{t['target']} {i}", escape(f"{target.label} — {device_name(target.description)}"))
                  for i, target in enumerate(result.targets)]
     hardware.append((t["cpu"], escape(f"{environment.get('cpu')} ("
                                       + t["cores"].format(cores=environment.get("cpu_count"),
@@ -393,8 +393,3 @@ def _latency_row(side: str, status: str, shapes: str, latency, speedup: str) -> 
 def _cosine(value: float | None) -> str:
     """Nine decimals, fixed: a cosine of 0.9999999996 must not print as a bare 1."""
     return "n/a" if value is None else f"{value:.9f}"
-
-
-def _device_name(description: dict) -> str:
-    return str(description.get("device_name") or description.get("device") or "")
-

@@ -4,7 +4,8 @@ explain a verdict, built from the measured values rather than translated from th
 The Chinese report follows the section order of the adaptation reports written for Ascend ports:
 模型信息, 硬件环境, 软件环境, 权重加载情况, 运行结果, 精度对比, 评分字段, 适配结论. Metric and field
 names (cosine_similarity, rel_l2, pretrained_used, ...) stay as they are in both languages: they are
-the names a reader finds in summary.json.
+the names a reader finds in summary.json. Punctuation is in the tables too ("colon", "semicolon", ...):
+Chinese text takes full-width marks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ _EN = {
     "html_lang": "en",
     "title": "{model} port report",
     "subtitle": "{targets} against the reference {reference}",
+    "report_heading": "{model} port report: {targets} against {reference}",
+    "colon": ": ",
+    "semicolon": "; ",
+    "parens": " ({text})",
+    "dash": " — ",
+    "period": ".",
     "random_banner": RANDOM_WEIGHTS_BANNER,
     "random_detail": "No pretrained checkpoint was found: the model was randomly initialised (seed {seed}). "
                      "The figures show whether the port computes the same numbers, not how accurate the model is. "
@@ -27,6 +34,7 @@ _EN = {
     "hardware": "Hardware",
     "software": "Software",
     "install_run": "Install and run",
+    "install_hint": "or: pip install -e .  (reuses an installed torch / torch_npu)",
     "weights": "Weight loading",
     "inputs": "Inputs",
     "run_result": "Run result",
@@ -66,7 +74,7 @@ _EN = {
     "generated": "none (generated tensors)",
     "skipped": "Skipped",
     "side": "side",
-    "run_status": "ran",
+    "run_status": "status",
     "note": "Note",
     "output_shapes": "output shapes",
     "mean_latency": "mean latency",
@@ -76,7 +84,7 @@ _EN = {
     "latency_note": "Latency is per batch of {batch}, after {warmup} warm-up runs, over {iters} synchronised runs; "
                     "speedup is the reference's median over the target's.",
     "no_bench": "Latency was not measured (--no-bench).",
-    "raised": "{label} raised an error",
+    "raised": "{label} raised an error:",
     "noise_floor": "Noise floor — the fp32 reference's own rel_l2 against a float64 run: {floor}.",
     "target_col": "target",
     "output_col": "output",
@@ -115,6 +123,10 @@ _EN = {
     "fig_layers": "Error of every module in execution order: accumulated (each side ran the whole model) and "
                   "local (the target's module fed the reference's input). The vertical line marks the first "
                   "divergent module; dashed lines are the thresholds.",
+    "layers_heading": "Layer-by-layer comparison",
+    "layers_intro": "Accumulated: each side runs the whole model, module outputs compared. Local: each target module "
+                    "is fed the reference's input to it, so its error is its own. A module diverges when its cosine "
+                    "falls below {min_cosine}, its rel_l2 exceeds {max_rel_l2}, it turns values NaN/Inf, or it raises.",
     "layers_first": "First divergent module — local: {local}; accumulated: {accumulated}.",
     "layers_none": "no module diverges",
     "layers_worst": "The modules with the largest local error (rel_l2), largest first; every module is in layers.csv "
@@ -133,6 +145,12 @@ _ZH = {
     "html_lang": "zh-CN",
     "title": "{model} 适配报告",
     "subtitle": "{targets} 对比参考 {reference}",
+    "report_heading": "{model} 适配报告：{targets} 对比 {reference}",
+    "colon": "：",
+    "semicolon": "；",
+    "parens": "（{text}）",
+    "dash": " —— ",
+    "period": "。",
     "random_banner": f"{RANDOM_WEIGHTS_BANNER}（随机权重：仅检验数值一致性，不能作为评分报告）",
     "random_detail": "未找到预训练权重，模型为随机初始化（种子 {seed}）。以下数据只说明适配后的计算与参考是否一致，"
                      "不代表模型的精度。查找过的位置见“权重加载情况”。",
@@ -140,6 +158,7 @@ _ZH = {
     "hardware": "硬件环境",
     "software": "软件环境",
     "install_run": "安装与运行",
+    "install_hint": "或：pip install -e .（沿用已安装的 torch / torch_npu）",
     "weights": "权重加载情况",
     "inputs": "输入数据",
     "run_result": "运行结果",
@@ -189,7 +208,7 @@ _ZH = {
     "latency_note": "时延按每个 batch（大小 {batch}）计，先预热 {warmup} 次，再同步计时 {iters} 次；"
                     "加速比 = 参考端时延中位数 / 目标端时延中位数。",
     "no_bench": "未测时延（--no-bench）。",
-    "raised": "{label} 运行出错",
+    "raised": "{label} 运行出错：",
     "noise_floor": "噪声底 —— fp32 参考端相对 float64 运行的 rel_l2：{floor}。",
     "target_col": "目标端",
     "output_col": "输出",
@@ -222,6 +241,10 @@ _ZH = {
                    "（数值标在右侧），须线延伸至箱长的 1.5 倍，圆点为离群值。",
     "fig_layers": "按执行顺序列出每个模块的误差：累积模式（两端各自运行整个模型）与局部模式（目标端模块输入参考端的输入）。"
                   "竖线标出首个发散模块，虚线为阈值。",
+    "layers_heading": "逐层对比",
+    "layers_intro": "累积模式：两端各自运行整个模型，比较各模块的输出。局部模式：目标端的每个模块输入参考端在该处的输入，"
+                    "误差只来自它自己。模块的 cosine 低于 {min_cosine}、rel_l2 超过 {max_rel_l2}、输出出现 NaN/Inf "
+                    "或运行出错时，判为发散。",
     "layers_first": "首个发散模块 —— 局部模式：{local}；累积模式：{accumulated}。",
     "layers_none": "没有模块发散",
     "layers_worst": "局部误差（rel_l2）最大的模块，从大到小；全部模块见 layers.csv 与 layers.json。",

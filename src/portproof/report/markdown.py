@@ -1,174 +1,203 @@
-"""report.md: an adaptation report in the shape of the one that started this project, filled from the
-result (model, hardware, software, how to run, weights, run result, comparison, scoring fields,
-conclusion)."""
+"""report.md, in English or Chinese (`--lang`): an adaptation report in the section order of the ones
+written for Ascend ports (model, hardware, software, install and run, weight loading, inputs, run result,
+comparison, layer by layer, scoring fields, conclusion), filled from the result, computing nothing.
+
+Every word and punctuation mark comes from i18n.texts(lang); strings from models and users are escaped
+(escape_markdown) or put in code spans."""
 
 from __future__ import annotations
 
 import json
 
-from ..result import RANDOM_WEIGHTS_BANNER, CheckResult
-from .formatting import code_fence, milliseconds, number, share
+from ..result import CheckResult
+from .formatting import code_fence, device_name, milliseconds, number, share
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
+from .i18n import texts, verdict_reasons
+from .plots import layer_reports
 from .summary_json import scoring_fields
 
 
-def render(result: CheckResult) -> str:
-    model_name = result.model.architecture + (f".{result.model.tag}" if result.model.tag else "")
+def render(result: CheckResult, lang: str = "en") -> str:
+    t = texts(lang)
+    model = result.model
+    model_name = model.architecture + (f".{model.tag}" if model.tag else "")
     out: list[str] = []
     if result.random_weights:
-        out += [f"> **{RANDOM_WEIGHTS_BANNER}**", ">", "> No pretrained checkpoint was found; places searched are listed under "
-                "*Weight loading*.", ""]
-    targets = ", ".join(esc(t.label) for t in result.targets)
-    out += [f"# {esc(model_name)} port report: {targets} against {esc(result.reference.label)}", ""]
-    out += _section("Model", [
-        f"Name: {code(model_name)} (requested as {code(result.model.requested)})",
-        f"Family: {esc(result.model.family)}; hub repository: {esc(result.model.hub_repo or 'none')}",
-        f"Parameters: {result.model.num_parameters:,}",
-        f"Outputs compared: {', '.join(result.model.output_names)}",
+        out += [f"> **{t['random_banner']}**", ">", f"> {t['random_detail'].format(seed=result.weights.random_seed)}", ""]
+    targets = ", ".join(esc(target.label) for target in result.targets)
+    heading = t["report_heading"].format(model=esc(model_name), targets=targets, reference=esc(result.reference.label))
+    out += [f"# {heading}", ""]
+    requested = f"{t['requested_as']} {code(model.requested)}"
+    out += _section(t, t["model"], [
+        (t["name"], code(model_name) + t["parens"].format(text=requested)),
+        (t["family"], f"{esc(model.family)}{t['semicolon']}{t['hub_repo']}{t['colon']}{esc(model.hub_repo or t['none'])}"),
+        (t["parameters"], f"{model.num_parameters:,}"),
+        (t["outputs_compared"], ", ".join(model.output_names)),
     ])
-    environment = result.environment
-    hardware = [f"Reference: {esc(result.reference.label)} — {esc(result.reference.description.get('device_name', ''))}"]
-    hardware += [f"Target {i}: {esc(t.label)} — {esc(t.description.get('device_name', t.description.get('device', '')))}"
-                 for i, t in enumerate(result.targets)]
-    hardware += [f"CPU: {esc(environment.get('cpu'))} ({environment.get('cpu_count')} logical cores, "
-                 f"{environment.get('torch_threads')} torch threads)"]
-    out += _section("Hardware", hardware)
-    packages = environment.get("packages", {})
-    software = [f"Python: {esc(environment.get('python'))}", f"Platform: {esc(environment.get('platform'))}"]
-    software += [f"{esc(name)}: {esc(version)}" for name, version in packages.items() if version]
-    software.append(f"CANN: {esc(environment.get('cann') or 'not installed')}")
-    software.append(f"portproof: {esc(environment.get('portproof'))}")
-    out += _section("Software", software)
-    command_line = environment.get("command_line") or "portproof check"
-    out += ["## Install and run", "", code_fence(command_line),
-            "make setup   # or: pip install -e .  (reuses an installed torch / torch_npu)",
-            command_line, code_fence(command_line), ""]
-    weights = result.weights
-    weight_lines = [
-        f"Pretrained weights loaded: {'yes' if weights.pretrained_used else 'NO — random initialisation (seed ' + str(weights.random_seed) + ')'}",
-        f"Source: {esc(weights.source_kind)}",
-        f"Path: {code(weights.path)}" if weights.path else "Path: none",
-        f"Size: {weights.file_size:,} bytes; sha256 {code(weights.sha256)}" if weights.sha256 else "sha256: none",
-        f"pretrained_used: {str(weights.pretrained_used).lower()}",
-        f"local_weight_used: {str(weights.local_weight_used).lower()}",
-    ]
-    if weights.missing_keys or weights.unexpected_keys:
-        weight_lines.append(f"Partial load allowed: {len(weights.missing_keys)} missing, {len(weights.unexpected_keys)} unexpected keys")
-    weight_lines += [f"Searched: {esc(place)}" for place in weights.searched]
-    out += _section("Weight loading", weight_lines)
+    out += _environment(result, t)
+    command_line = result.environment.get("command_line") or "portproof check"
+    fence = code_fence(command_line)
+    out += [f"## {t['install_run']}", "", fence, f"make setup   # {t['install_hint']}", command_line, fence, ""]
+    out += _weights(result, t)
     inputs = result.inputs
-    out += _section("Inputs", [
-        f"{esc(inputs.kind)}: {inputs.num_samples} samples of shape {list(inputs.shape[1:])}, batch size {inputs.batch_size}, seed {inputs.seed}",
-        f"Files: {esc(', '.join(inputs.sources))}" if inputs.sources else "Files: none (generated tensors)",
-        *[f"Skipped: {esc(s)}" for s in inputs.skipped],
+    out += _section(t, t["inputs"], [
+        (None, t["input_line"].format(kind=esc(inputs.kind), n=inputs.num_samples, shape=list(inputs.shape[1:]),
+                                      batch=inputs.batch_size, seed=inputs.seed)),
+        (t["files"], esc(", ".join(inputs.sources)) if inputs.sources else t["generated"]),
+        *[(t["skipped"], esc(s)) for s in inputs.skipped],
+        *[(t["note"], esc(note)) for note in result.notes],
     ])
-    out += _run_result(result)
-    out += _comparison(result)
-    out += _layers(result)
-    out += _scoring_table(result)
-    out += _conclusion(result)
+    out += _run_result(result, t)
+    out += _comparison(result, t)
+    out += _layers(result, t)
+    out += _scoring(result, t)
+    out += _conclusion(result, t, lang)
     return "\n".join(out) + "\n"
 
 
-def _section(title: str, items: list[str]) -> list[str]:
-    return [f"## {title}", "", *[f"- {item}" for item in items], ""]
+def _section(t: dict, title: str, items: list[tuple[str | None, str]]) -> list[str]:
+    """A heading and its bullet list; an item is (label, text), or (None, text) for a line without a label."""
+    return [f"## {title}", "", *[f"- {label}{t['colon']}{text}" if label else f"- {text}" for label, text in items], ""]
 
 
-def _run_result(result: CheckResult) -> list[str]:
-    rows = ["## Run result", "", "| side | status | output shapes | mean latency | median latency | cold run | speedup |",
-            "|---|---|---|---|---|---|---|"]
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table of cells already escaped."""
+    return [_cells(header), "|---" * len(header) + "|", *[_cells(row) for row in rows]]
+
+
+def _cells(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _environment(result: CheckResult, t: dict) -> list[str]:
+    environment = result.environment
+    sides = [(t["reference"], result.reference)] + [(f"{t['target']} {i}", target) for i, target in enumerate(result.targets)]
+    cores = t["cores"].format(cores=environment.get("cpu_count"), threads=environment.get("torch_threads"))
+    hardware = [(name, f"{esc(side.label)}{t['dash']}{esc(device_name(side.description))}") for name, side in sides]
+    hardware.append((t["cpu"], esc(environment.get("cpu")) + t["parens"].format(text=cores)))
+    software = [(t["python"], esc(environment.get("python"))), (t["platform"], esc(environment.get("platform")))]
+    software += [(esc(name), esc(version)) for name, version in (environment.get("packages") or {}).items() if version]
+    software.append(("CANN", esc(environment.get("cann") or t["not_installed"])))
+    software.append(("portproof", esc(environment.get("portproof"))))
+    return _section(t, t["hardware"], hardware) + _section(t, t["software"], software)
+
+
+def _weights(result: CheckResult, t: dict) -> list[str]:
+    weights = result.weights
+    items = [
+        (t["pretrained_loaded"], t["yes"] if weights.pretrained_used else t["random_init"].format(seed=weights.random_seed)),
+        (t["source"], esc(weights.source_kind)),
+        (t["path"], code(weights.path) if weights.path else t["none"]),
+        ((t["size"], f"{t['bytes'].format(size=weights.file_size)}{t['semicolon']}sha256 {code(weights.sha256)}")
+         if weights.sha256 else ("sha256", t["none"])),
+        ("pretrained_used", str(weights.pretrained_used).lower()),
+        ("local_weight_used", str(weights.local_weight_used).lower()),
+    ]
+    if weights.missing_keys or weights.unexpected_keys:
+        items.append((None, t["partial"].format(missing=len(weights.missing_keys), unexpected=len(weights.unexpected_keys))))
+    items += [(t["searched"], esc(place)) for place in weights.searched]
+    return _section(t, t["weights"], items)
+
+
+def _run_result(result: CheckResult, t: dict) -> list[str]:
     ref = result.reference
-    shapes = "; ".join(f"{n} {list(s)}" for n, s in ref.output_shapes.items())
-    lat = ref.latency
-    rows.append(f"| reference {esc(ref.label)} | SUCCESS | {shapes} | {milliseconds(lat and lat.mean_ms)} | "
-                f"{milliseconds(lat and lat.median_ms)} | {milliseconds(lat and lat.cold_ms)} | 1.00x |")
-    for t in result.targets:
-        shapes = "; ".join(f"{c.name} {list(c.target_shape)}" for c in t.comparisons) or "n/a"
-        lat = t.latency
-        speed = f"{t.speedup:.2f}x" if t.speedup else "n/a"
-        status = "ERROR" if t.status == "ERROR" else "SUCCESS"
-        rows.append(f"| target {esc(t.label)} | {status} | {shapes} | {milliseconds(lat and lat.mean_ms)} | "
-                    f"{milliseconds(lat and lat.median_ms)} | {milliseconds(lat and lat.cold_ms)} | {speed} |")
-    rows.append("")
-    if result.config.timing.enabled:
-        rows += [f"Latency is per batch of {result.inputs.batch_size}, after {result.config.timing.warmup} warm-up runs, "
-                 f"over {result.config.timing.iters} synchronised runs; speedup is the reference's median over the target's.", ""]
-    else:
-        rows += ["Latency was not measured (--no-bench).", ""]
-    for t in result.targets:
-        if t.error:
-            rows += [f"**{esc(t.label)} raised an error:** {esc(t.error)}", ""]
-    return rows
+    rows = [[f"{t['reference']} {esc(ref.label)}", "SUCCESS", "; ".join(f"{n} {list(s)}" for n, s in ref.output_shapes.items()),
+             *_latencies(ref.latency), "1.00x"]]
+    for target in result.targets:
+        shapes = "; ".join(f"{c.name} {list(c.target_shape)}" for c in target.comparisons) or "n/a"
+        status = "ERROR" if target.status == "ERROR" else "SUCCESS"
+        speedup = f"{target.speedup:.2f}x" if target.speedup else "n/a"
+        rows.append([f"{t['target']} {esc(target.label)}", status, shapes, *_latencies(target.latency), speedup])
+    header = [t["side"], t["run_status"], t["output_shapes"], t["mean_latency"], t["median_latency"], t["cold_run"], t["speedup"]]
+    timing = result.config.timing
+    note = (t["latency_note"].format(batch=result.inputs.batch_size, warmup=timing.warmup, iters=timing.iters)
+            if timing.enabled else t["no_bench"])
+    lines = [f"## {t['run_result']}", "", *_table(header, rows), "", note, ""]
+    for target in result.targets:
+        if target.error:
+            lines += [f"**{t['raised'].format(label=esc(target.label))}** {esc(target.error)}", ""]
+    return lines
 
 
-def _layers(result: CheckResult) -> list[str]:
-    reports = [t.layers for t in result.targets if t.layers is not None]
-    if not reports:
-        return []
-    rows = ["## Layer-by-layer comparison", "",
-            "*Accumulated*: each side runs the whole model, module outputs compared. *Local*: each target module is "
-            "fed the reference's input to it, so its error is its own. A module diverges when its cosine falls below "
-            f"{result.config.criteria.min_cosine:g}, its rel_l2 exceeds {result.config.criteria.max_rel_l2:g}, it turns "
-            "values NaN/Inf, or it raises. Every module is listed in `layers.csv` and `layers.json`.", ""]
-    for report in reports:
-        rows += [f"### {esc(report.target)}", "",
-                 f"- First divergent module (local): **{esc(report.first_divergent or 'none')}**",
-                 f"- First divergent module (accumulated): **{esc(report.first_divergent_accumulated or 'none')}**",
-                 *[f"- Note: {esc(note)}" for note in report.notes], ""]
-        if report.worst_local:
-            rows += ["| worst by local error | local cosine | local rel_l2 | accumulated rel_l2 |", "|---|---|---|---|"]
-            for label in report.worst_local:
-                row = report.row(label)
-                local = row.local.error or number(row.local.rel_l2)
-                rows.append(f"| {esc(label)} | {number(row.local.cosine, 9)} | {esc(local)} | {number(row.accumulated.rel_l2)} |")
-            rows.append("")
-    return rows
+def _latencies(latency) -> list[str]:
+    """Mean, median and cold-run latency; "n/a" each when it was not measured."""
+    return [milliseconds(latency and latency.mean_ms), milliseconds(latency and latency.median_ms),
+            milliseconds(latency and latency.cold_ms)]
 
 
-def _comparison(result: CheckResult) -> list[str]:
-    rows = ["## Comparison", ""]
+def _comparison(result: CheckResult, t: dict) -> list[str]:
+    lines = [f"## {t['comparison']}", ""]
     if result.reference.rel_l2_vs_fp64:
         floor = ", ".join(f"{n} {number(v)}" for n, v in result.reference.rel_l2_vs_fp64.items())
-        rows += [f"Noise floor — the fp32 reference's own rel_l2 against a float64 run: {floor}.", ""]
-    rows += ["| target | output | max_abs_diff | mean_abs_diff | max_rel_diff | rel_l2 | cosine | min sample cosine | "
-             "within 1% | x noise floor | top-1 | top-5 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for t in result.targets:
-        for c in t.comparisons:
-            top1 = f"{share(c.topk.top1_agreement)}" if c.topk else "—"
-            top5 = f"{share(c.topk.topk_agreement)}" if c.topk else "—"
-            rows.append(
-                f"| {esc(t.label)} | {c.name} | {number(c.max_abs_diff)} | {number(c.mean_abs_diff)} | {number(c.max_rel_diff)} | "
-                f"{number(c.rel_l2)} | {number(c.cosine_similarity, 9)} | {number(c.min_sample_cosine, 9)} | "
-                f"{share(c.within_tolerance.get('1%'))} | {number(c.noise_multiple, 4)} | {top1} | {top5} |"
-            )
-    rows += ["", "The full comparison, per sample, is in `accuracy_compare.log` and `summary.json`.", ""]
-    return rows
+        lines += [t["noise_floor"].format(floor=floor), ""]
+    header = [t["target_col"], t["output_col"], "max_abs_diff", "mean_abs_diff", "max_rel_diff", "rel_l2", "cosine",
+              t["min_sample_cosine"], t["within_1"], t["noise_multiple"], "top-1", "top-5"]
+    rows = [[esc(target.label), c.name, number(c.max_abs_diff), number(c.mean_abs_diff), number(c.max_rel_diff),
+             number(c.rel_l2), number(c.cosine_similarity, 9), number(c.min_sample_cosine, 9),
+             share(c.within_tolerance.get("1%")), number(c.noise_multiple, 4),
+             share(c.topk.top1_agreement) if c.topk else "—", share(c.topk.topk_agreement) if c.topk else "—"]
+            for target in result.targets for c in target.comparisons]
+    return lines + _table(header, rows) + ["", t["full_comparison"], ""]
 
 
-def _scoring_table(result: CheckResult) -> list[str]:
+def _layers(result: CheckResult, t: dict) -> list[str]:
+    reports = layer_reports(result)
+    if not reports:
+        return []
+    criteria = result.config.criteria
+    intro = t["layers_intro"].format(min_cosine=f"{criteria.min_cosine:g}", max_rel_l2=f"{criteria.max_rel_l2:g}")
+    lines = [f"## {t['layers_heading']}", "", intro, ""]
+    none = t["layers_none"]
+    for report in reports:
+        lines += [f"### {esc(report.target)}", ""]
+        if report.rows:  # an empty pass (not run for this target, or failed) has no verdict to state
+            lines += [t["layers_first"].format(
+                local=code(report.first_divergent) if report.first_divergent else none,
+                accumulated=code(report.first_divergent_accumulated) if report.first_divergent_accumulated else none), ""]
+        if report.notes:
+            lines += [*[f"- {t['note']}{t['colon']}{esc(note)}" for note in report.notes], ""]
+        rows = []
+        for label in report.worst_local:
+            row = report.row(label)
+            if row is not None:
+                local, accumulated = row.local, row.accumulated
+                rows.append([f"`{esc(label)}`", esc(row.module_type), number(local.cosine, 9),
+                             esc(local.error) if local.error else number(local.rel_l2), number(accumulated.cosine, 9),
+                             number(accumulated.rel_l2)])
+        if rows:
+            header = [t["module"], t["module_type"], t["local_cosine"], t["local_rel_l2"], t["accumulated_cosine"],
+                      t["accumulated_rel_l2"]]
+            lines += [t["layers_worst"], "", *_table(header, rows), ""]
+    return lines
+
+
+def _scoring(result: CheckResult, t: dict) -> list[str]:
     fields = scoring_fields(result)
-    rows = ["## Scoring fields", "",
-            f"For target {code(fields['scoring_target'])}, output {code(fields['scoring_output'])}, against the reference "
-            f"{code(result.reference.label)}, with the same weights and the same inputs.", "",
-            "| field | value |", "|---|---|"]
+    intro = t["scoring_intro"].format(target=code(fields["scoring_target"]), output=code(fields["scoring_output"]),
+                                      reference=code(result.reference.label))
+    rows = []
     for key in ("status", "verdict", "output_shape", "latency_ms", "pretrained_used", "local_weight_used", "weight_path",
                 "max_abs_diff", "mean_abs_diff", "cosine_similarity", "top1_match", "top5_match",
                 "match_within_1_percent", "match_basis"):
         value = fields[key] if isinstance(fields[key], str) else json.dumps(fields[key])
-        rows.append(f"| {key} | {esc(value)} |")
-    return rows + [""]
+        rows.append([key, esc(value)])
+    return [f"## {t['scoring']}", "", intro, "", *_table([t["field"], t["value"]], rows), ""]
 
 
-def _conclusion(result: CheckResult) -> list[str]:
-    lines = ["## Conclusion", ""]
-    for t in result.targets:
-        if t.status == "PASS":
-            lines.append(f"- **{esc(t.label)}: PASS** — {esc(t.verdict.basis)}.")
-        elif t.status == "FAIL":
-            lines.append(f"- **{esc(t.label)}: FAIL** — " + "; ".join(esc(f) for f in t.verdict.failures) + ".")
-        else:
-            lines.append(f"- **{esc(t.label)}: ERROR** — {esc(t.error)}")
+def _conclusion(result: CheckResult, t: dict, lang: str) -> list[str]:
+    """Each target's verdict with the rules behind it, from the measured values: all of them for a PASS, the
+    broken ones for a FAIL, the error for a target that raised."""
+    lines = [f"## {t['conclusion']}", ""]
+    for target in result.targets:
+        key = {"PASS": "pass_line", "FAIL": "fail_line"}.get(target.status, "error_line")
+        head = f"- **{t[key].format(label=esc(target.label))}**{t['dash']}"
+        if target.error:
+            lines.append(head + esc(target.error))
+            continue
+        reasons = [sentence for c in target.comparisons for held, sentence in verdict_reasons(c, result.config.criteria, lang)
+                   if not held or target.status != "FAIL"]
+        lines.append(head + t["semicolon"].join(esc(s) for s in reasons) + t["period"])
     if result.random_weights:
-        lines.append(f"- {RANDOM_WEIGHTS_BANNER}: these figures say nothing about the pretrained model's accuracy.")
+        lines.append(f"- {t['random_conclusion'].format(banner=t['random_banner'])}")
     return lines
