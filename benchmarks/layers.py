@@ -5,7 +5,7 @@ plain reference forward plus one plain target forward on the same inputs, altern
 medians compared. Memory: peak RSS of fresh processes that (a) load both models and run the plain
 forwards, (b) run the layer pass, (c) keep every module output of one forward (what a capture-everything
 tool holds); the figure that matters is each peak beyond (a).
-Run: .venv/bin/python benchmarks/layers.py [--target cpu/bf16] [--samples 8] [--rounds 5]
+Run: .venv/bin/python benchmarks/layers.py [--target cpu/bf16] [--samples 8] [--rounds 5] [--threads 2]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 
 SETUP = """
 import copy, resource, time, timm, torch
+torch.set_num_threads({threads})
 from portproof.backends.torch_eager import EagerBackend
 from portproof.config import parse_target
 from portproof.layers import compare_layers
@@ -62,8 +63,9 @@ def main() -> None:
     parser.add_argument("--target", default="cpu/bf16")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides (1 is steadier on a busy machine)")
     args = parser.parse_args()
-    setup = SETUP.format(target=args.target, samples=args.samples)
+    setup = SETUP.format(target=args.target, samples=args.samples, threads=args.threads)
 
     timing = run_python(setup + f"""
 import json
@@ -81,7 +83,7 @@ print(json.dumps({{"plain": plain_s, "layers": layer_s, "rows": len(report.rows)
     held = run_python(setup + "import json\nprint(json.dumps({'bytes': keep_everything()}))")["bytes"]
 
     plain_median, layer_median = statistics.median(timing["plain"]), statistics.median(timing["layers"])
-    print(f"vit_tiny_patch16_224, {args.samples} samples in one batch, target {args.target}, "
+    print(f"vit_tiny_patch16_224, {args.samples} samples in one batch, target {args.target}, {args.threads} torch threads, "
           f"{timing['modules']} modules, {timing['rows']} compared module outputs")
     print(f"plain reference + target forward: {', '.join(f'{t:.3f}' for t in timing['plain'])} s (median {plain_median:.3f})")
     print(f"layer pass (both modes):          {', '.join(f'{t:.3f}' for t in timing['layers'])} s (median {layer_median:.3f})")

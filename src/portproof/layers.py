@@ -137,7 +137,35 @@ def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> Non
 # --- metrics -------------------------------------------------------------------------------------------
 
 
-def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: float | None = None) -> LayerMetrics:
+class Scratch:
+    """Reusable float32 buffers for layer_metrics. A fresh multi-megabyte temporary for every module
+    output costs page faults that, measured, outweigh the arithmetic on it."""
+
+    def __init__(self):
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def flat(self, tensor: torch.Tensor, slot: str, device: torch.device | None = None) -> torch.Tensor:
+        """`tensor` flattened, as float32 on `device`: itself when it already is, else a copy in the slot."""
+        tensor = tensor.detach()
+        device = tensor.device if device is None else device
+        if tensor.dtype == torch.float32 and tensor.device == device and tensor.is_contiguous():
+            return tensor.view(-1)
+        buffer = self._buffers.get(slot)
+        if buffer is None or buffer.numel() < tensor.numel() or buffer.device != device:
+            buffer = self._buffers[slot] = torch.empty(tensor.numel(), dtype=torch.float32, device=device)
+        flat = buffer[: tensor.numel()]
+        flat.view(tensor.shape).copy_(tensor)
+        return flat
+
+    def take(self, slot: str, like: torch.Tensor) -> torch.Tensor:
+        buffer = self._buffers.get(slot)
+        if buffer is None or buffer.numel() < like.numel() or buffer.device != like.device:
+            buffer = self._buffers[slot] = torch.empty(like.numel(), dtype=torch.float32, device=like.device)
+        return buffer[: like.numel()]
+
+
+def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: float | None = None,
+                  scratch: Scratch | None = None) -> LayerMetrics:
     """The accumulated/local metrics of one module output, with compare.py's conventions (non-finite
     elements counted and left out, both-zero cosine 1).
 
@@ -149,11 +177,12 @@ def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: f
     shape, dtype = tuple(target.shape), str(target.dtype).replace("torch.", "")
     if reference.shape != target.shape:
         return LayerMetrics(target_shape=shape, target_dtype=dtype, error=f"shape {list(target.shape)} differs from {list(reference.shape)}")
-    ref = reference.detach().reshape(-1).float()
-    tgt = target.detach().to(ref.device).reshape(-1)
-    if ref.numel() == 0:
+    if reference.numel() == 0:
         return LayerMetrics(1.0, 0.0, 0.0, 0.0, 0, 0, shape, dtype)
-    diff = torch.sub(tgt, ref)  # promotes a half-precision target to float32 in the same pass
+    scratch = scratch or Scratch()
+    ref = scratch.flat(reference, "reference")
+    tgt = scratch.flat(target, "target", ref.device)
+    diff = torch.sub(tgt, ref, out=scratch.take("difference", ref))
     err2, cross = torch.dot(diff, diff), torch.dot(ref, diff)  # BLAS dots: the fastest reductions measured
     magnitude = diff.abs_()  # in place: the signed difference is not needed any more
     ref_dot = torch.dot(ref, ref) if reference_sq is None else err2
@@ -296,6 +325,7 @@ class _Session:
                                                     lambda: self._run_target(self.LOCAL)), self._consumer_state)
         self.roles: dict = {}  # per coroutine: mode, call counts, stack of keys, memo, casts
         self.reference_squares: dict = {}  # reference output identity -> (‖r‖², r), shared by the two modes
+        self.scratch = Scratch()
         self.order: list[tuple[str, str, str, tuple]] = []  # (key, element, module type, (shape, dtype))
         self.results: dict[tuple[int, str], LayerMetrics] = {}
         self.notes: tuple[str, ...] = ()
@@ -467,7 +497,7 @@ class _Session:
         found = role.memo.get(key)
         if found is None:
             reference_sq = self.reference_squares.get(reference_id)
-            found = (layer_metrics(reference, target, reference_sq and reference_sq[0]), reference, target)
+            found = (layer_metrics(reference, target, reference_sq and reference_sq[0], self.scratch), reference, target)
             metrics = found[0]
             if reference_sq is None and metrics.reference_norm is not None and not metrics.reference_nonfinite + metrics.target_nonfinite:
                 # both modes meet the same reference output
