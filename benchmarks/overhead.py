@@ -3,12 +3,13 @@
 Same work: load vit_tiny_patch16_224 (random init, offline), preprocess the 8 bundled photos, run the CPU
 fp32 reference and the targets onnxruntime@cpu and cpu/bf16 on every sample, compare, and time 10 warm-up
 + 50 runs of each side. Both run as fresh processes, alternating, so imports count on both sides.
-Run: .venv/bin/python benchmarks/overhead.py [--rounds 3]
+Run: .venv/bin/python benchmarks/overhead.py [--rounds 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -58,10 +59,10 @@ for t in (out, ort):
 '''
 
 
-def wall(command: list[str]) -> float:
+def wall(command: list[str], environment: dict[str, str]) -> float:
     """Seconds the command took; exit 1 (a target failed its criteria) is a complete run too."""
     start = time.perf_counter()
-    finished = subprocess.run(command, capture_output=True, text=True)
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment)
     if finished.returncode not in (0, 1):
         raise SystemExit(f"{command[2]} failed ({finished.returncode}): {finished.stderr.strip()[-500:]}")
     return time.perf_counter() - start
@@ -70,7 +71,9 @@ def wall(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for both sides (1 is steadier on a busy machine)")
     args = parser.parse_args()
+    environment = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "minimal.py"
         script.write_text(MINIMAL_SCRIPT)
@@ -79,8 +82,8 @@ def main() -> None:
         minimal = [sys.executable, str(script)]
         tool_times, script_times = [], []
         for _ in range(args.rounds):
-            script_times.append(wall(minimal))
-            tool_times.append(wall(portproof))
+            script_times.append(wall(minimal, environment))
+            tool_times.append(wall(portproof, environment))
     tool, script_ = statistics.median(tool_times), statistics.median(script_times)
     print(f"portproof check: {', '.join(f'{t:.2f}' for t in tool_times)} s (median {tool:.2f} s)")
     print(f"minimal script:  {', '.join(f'{t:.2f}' for t in script_times)} s (median {script_:.2f} s)")

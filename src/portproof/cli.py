@@ -164,11 +164,12 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
 
 def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     from .pipeline import run_check
-    from .report import check_writable, write_reports
+    from .report import check_writable, plots, write_reports
     from .terminal import ProgressDisplay
 
     config = config_from_args(args, argv)
     out_dir = check_writable(config.output.directory)
+    plots.import_in_background()
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_check(config, progress=progress)
         progress("writing the reports")

@@ -26,8 +26,11 @@ def output_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
     path = Path(directory) / LOCK_FILE
     descriptor = _acquire(path)
     try:
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, _holder(command).encode("utf-8"))  # a fresh descriptor writes at offset 0
+        try:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, _holder(command).encode("utf-8"))  # a fresh descriptor writes at offset 0
+        except OSError as error:  # a full disk, typically: nothing of this run could be written either
+            raise OutputError(f"cannot write the lock file {path} ({error.strerror or error}); choose another --out") from None
         yield path
     finally:
         if sys.platform != "win32":
