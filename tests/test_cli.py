@@ -268,3 +268,23 @@ def test_layers_command_writes_the_module_table_and_its_summary(tmp_path):
 def test_layers_command_takes_one_target(tmp_path, capsys):
     code = cli.main(["layers", SMALL_MODEL, "--target", "cpu", "--target", "cpu/bf16", "--out", str(tmp_path)])
     assert code == 2 and "one target at a time" in capsys.readouterr().err
+
+
+def test_batch_larger_than_the_samples_is_refused(tmp_path, capsys):
+    code = cli.main(["check", SMALL_MODEL, "--num-samples", "2", "--batch-size", "4", "--out", str(tmp_path)])
+    assert code == 2 and "--batch-size 4 is larger than the 2 samples" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, capsys, monkeypatch):
+    def broken(config, progress=None):
+        raise ValueError("something no one foresaw\nsecond line")
+
+    monkeypatch.setattr("portproof.pipeline.run_check", broken)
+    code = cli.main(["check", SMALL_MODEL, "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1
+    assert error[0].startswith("portproof: internal error: ValueError: something no one foresaw (at test_cli.py:")
+    assert "PORTPROOF_DEBUG=1" in error[0]
+    monkeypatch.setenv("PORTPROOF_DEBUG", "1")
+    with pytest.raises(ValueError):
+        cli.main(["check", SMALL_MODEL, "--out", str(tmp_path / "out")])

@@ -7,9 +7,12 @@ run, 130 interrupted. Only options the user gave are passed on; every default li
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import traceback
 from dataclasses import replace
+from pathlib import Path
 
 from . import __version__
 from .config import CheckConfig, Criteria, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
@@ -39,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
                                                          "directory were left as they were")
         print(f"portproof: interrupted; {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:  # a bug here or in a library: one line, and the traceback on request
+        if os.environ.get("PORTPROOF_DEBUG"):
+            raise
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"portproof: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''} "
+              f"(at {Path(where.filename).name}:{where.lineno}); no report was written. Rerun with PORTPROOF_DEBUG=1 "
+              "for the traceback, and please report it", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +146,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     if isinstance(weights.cache_dirs, list):
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
     inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
+    if inputs.batch_size > inputs.num_samples:
+        raise ConfigError(f"--batch-size {inputs.batch_size} is larger than the {inputs.num_samples} samples; "
+                          "lower it or raise --num-samples")
     timing = TimingSpec(**_pick(given, warmup="warmup", iters="iters"))
     layers_command = args.command == "layers"
     if given.get("no_bench") or layers_command:
