@@ -288,3 +288,26 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, c
     monkeypatch.setenv("PORTPROOF_DEBUG", "1")
     with pytest.raises(ValueError):
         cli.main(["check", SMALL_MODEL, "--out", str(tmp_path / "out")])
+
+
+def test_check_layers_without_bench_still_compares_every_auto_target(tmp_path):
+    if registry.present_accelerators():
+        pytest.skip("this machine has an accelerator")
+    code, summary = check(tmp_path, "--offline", "--layers", "--no-bench", "--target", "auto", "--target", "auto",
+                          "--num-samples", "2")
+    assert [t["label"] for t in summary["targets"]] == ["onnxruntime@cpu", "cpu/bf16"]
+    assert all(t["layers"]["modules_compared"] > 50 for t in summary["targets"])
+
+
+def test_a_reference_the_layer_pass_cannot_use_is_a_note_not_a_crash(tmp_path):
+    code, summary = check(tmp_path, "--offline", "--layers", "--no-bench", "--reference", "onnxruntime@cpu",
+                          "--target", "cpu")
+    layers = summary["targets"][0]["layers"]
+    assert code == 0 and layers["modules_compared"] == 0
+    assert "needs an eager reference" in layers["notes"][0]
+
+
+def test_saved_tensors_of_a_half_precision_reference_are_float32(tmp_path):
+    code, _ = check(tmp_path, "--offline", "--no-bench", "--reference", "cpu/bf16", "--target", "cpu", "--save-tensors")
+    reference = load_numpy(str(tmp_path / "out" / "tensors" / "reference.safetensors"))
+    assert reference["logits"].dtype == np.float32

@@ -155,7 +155,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         timing = replace(timing, enabled=False)
     targets = given.get("target")
     if targets is not None:
-        targets = None if targets == ["auto"] else tuple(parse_target(t) for t in targets if t != "auto")
+        targets = None if set(targets) == {"auto"} else tuple(parse_target(t) for t in targets if t != "auto")
     if layers_command and targets is not None and len(targets) != 1:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
     config = CheckConfig(
@@ -168,6 +168,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         targets=targets,
         fp64_reference=not given.get("no_fp64_reference", False),
         layers=layers_command or given.get("layers", False),
+        single_target=layers_command,
         command_line=shlex.join(["portproof", *argv]),
         **_pick(given, target_timeout="target_timeout_s"),
     )

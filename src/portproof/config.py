@@ -98,6 +98,7 @@ class CheckConfig:
     output: OutputSpec = field(default_factory=OutputSpec)
     fp64_reference: bool = True
     layers: bool = False  # also compare module by module (layers.py) for each target
+    single_target: bool = False  # `portproof layers`: `--target auto` takes only the first target it finds
     target_timeout_s: float = 3600.0  # a side whose run and timing take longer ends as ERROR: timed out
     command_line: str = ""
 

@@ -58,7 +58,6 @@ def build(spec: InputSpec, data_config: dict[str, Any]) -> InputSet:
 
 
 def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, Any]) -> InputSet:
-    from PIL import Image
     from timm.data import create_transform
 
     transform = create_transform(**data_config)

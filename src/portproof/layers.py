@@ -10,11 +10,11 @@ module's second call in one forward):
   own: for a leaf, the error of its computation; for a container, the error of its own code between its
   children (residual additions, attention arithmetic), since its children's outputs are the reference's.
 
-Streaming, in one reference forward: the reference runs in one thread and publishes each module's input
-and output as it happens; the accumulated and the local target passes run in two more threads and read
-them in the same order, the three taking turns (see _Relay). What is held at any time is one module's
-inputs or output of the reference (not copied), the target's tensors alive in its own forward, a few
-recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the per-module metrics.
+Streaming, in one reference forward: the reference's forward and the two target passes run as coroutines
+(greenlets) on one thread, in step (see _Relay): the reference publishes each module's inputs and output
+as it happens, and each target pass reads them in the same order. What is held at any time is one
+module's inputs or output of the reference (not copied), the target's tensors alive in its own forward,
+a few recent tensors remembered to recognise pass-through modules (MEMO_SIZE), and the per-module metrics.
 """
 
 from __future__ import annotations
@@ -260,7 +260,9 @@ class _Relay:
         self._main = greenlet.getcurrent()
         self._producer = greenlet.greenlet(producer)
         self._consumers = [greenlet.greenlet(c) for c in consumers]
-        self._enter_consumer = enter_consumer  # context manager factory: state a consumer runs under
+        # a context manager factory for the state the consumers run under: autocast is per OS thread, so
+        # the targets' autocast is entered for their turns only
+        self._enter_consumer = enter_consumer
         self.errors: dict[int, BaseException] = {}  # -1 the producer, else the consumer's index
 
     # called from inside the coroutines
@@ -293,7 +295,7 @@ class _Relay:
         if consumer.dead or index in self.errors:
             return
         try:
-            with self._enter_consumer(index):
+            with self._enter_consumer():
                 if error is not None:
                     consumer.throw(error)
                 elif event is None:
@@ -307,7 +309,7 @@ class _Relay:
 
 
 class _Session:
-    """One layer pass: installs hooks, runs the three threads, collects the rows.
+    """One layer pass: installs hooks, runs the three coroutines, collects the rows.
 
     Hooks, not forward wrappers, see each call, so that forward hooks already on a model (a user's
     alteration, an instrumentation) are part of what is compared: the reference's output is taken after
@@ -321,8 +323,8 @@ class _Session:
         self.reference = reference
         self.backend = backend
         self.inputs = inputs
-        self.channel = _Relay(self._run_reference, (lambda: self._run_target(self.ACCUMULATED),
-                                                    lambda: self._run_target(self.LOCAL)), self._consumer_state)
+        self.relay = _Relay(self._run_reference, (lambda: self._run_target(self.ACCUMULATED),
+                                                    lambda: self._run_target(self.LOCAL)), self.backend.autocast)
         self.roles: dict = {}  # per coroutine: mode, call counts, stack of keys, memo, casts
         self.reference_squares: dict = {}  # reference output identity -> (‖r‖², r), shared by the two modes
         self.scratch = Scratch()
@@ -334,11 +336,11 @@ class _Session:
         handles = self._install_reference() + self._install_target()
         try:
             with torch.no_grad():  # not inference_mode: its tensors have no version counter (see _identity)
-                self.channel.run()
+                self.relay.run()
         finally:
             for handle in handles:
                 handle()
-        for index, error in self.channel.errors.items():
+        for index, error in self.relay.errors.items():
             if isinstance(error, (PortproofError, KeyboardInterrupt)):
                 raise error
             role = {-1: "reference", self.ACCUMULATED: "accumulated", self.LOCAL: "local"}[index]
@@ -346,16 +348,13 @@ class _Session:
         return self._rows()
 
     @property
-    def thread_role(self):
+    def role(self):
         """The state of the coroutine now running."""
         return self.roles[greenlet.getcurrent()]
 
-    def _consumer_state(self, index: int):
-        return self.backend.autocast()  # autocast state is per OS thread: set it for the target's turn only
-
     # Each side numbers the calls itself (name, name#2, ...), so keys agree when both run the same code.
     def _enter(self, name: str) -> str:
-        role = self.thread_role
+        role = self.role
         role.counts[name] = role.counts.get(name, 0) + 1
         shown = name or ROOT_NAME
         key = shown if role.counts[name] == 1 else f"{shown}#{role.counts[name]}"
@@ -368,13 +367,13 @@ class _Session:
         handles = []
         for name, module in self.reference.named_modules():
             def publish_inputs(module, args, kwargs, _name=name):
-                self.channel.put(_Event("pre", self._enter(_name), (args, kwargs)))
+                self.relay.put(_Event("pre", self._enter(_name), (args, kwargs)))
 
             def publish_output(module, args, output):
-                key = self.thread_role.stack.pop()
+                key = self.role.stack.pop()
                 for element, tensor in tensor_elements(output):
                     self.order.append((key, element, type(module).__name__, _meta(tensor)))
-                self.channel.put(_Event("post", key, output))
+                self.relay.put(_Event("post", key, output))
 
             handles.append(module.register_forward_pre_hook(publish_inputs, with_kwargs=True).remove)
             handles.append(module.register_forward_hook(publish_output).remove)
@@ -416,7 +415,7 @@ class _Session:
 
     def _take(self, kind: str, key: str, use):
         """Read the next event, which must be `kind` of `key`, and apply `use` to its value."""
-        event = self.channel.get()
+        event = self.relay.get()
         if (event.kind, event.key) != (kind, key):
             raise PortproofError(
                 f"the target's modules ran in another order than the reference's: the reference's next is "
@@ -427,7 +426,7 @@ class _Session:
 
     def _target_inputs(self, name: str, args, kwargs):
         key = self._enter(name)
-        if self.thread_role.mode == self.LOCAL:
+        if self.role.mode == self.LOCAL:
             # the module sees exactly the reference's inputs; most already are (what the last module handed on)
             return self._take("pre", key, lambda value: None if self._already_fed((args, kwargs), value) else self._feed(value))
         self._take("pre", key, lambda value: None)
@@ -435,7 +434,7 @@ class _Session:
 
     def _already_fed(self, actual: Any, reference: Any) -> bool:
         """Every tensor of `actual` is an unchanged copy this pass made of the matching reference tensor."""
-        casts = self.thread_role.casts
+        casts = self.role.casts
         pairs = list(zip(tensor_elements(actual), tensor_elements(reference)))
         return len(pairs) == len(tensor_elements(reference)) and all(
             place == reference_place and casts.get(_identity(tensor), (None, None))[1] == _identity(reference_tensor)
@@ -443,7 +442,7 @@ class _Session:
         )
 
     def _target_output(self, output):
-        role = self.thread_role
+        role = self.role
         key = role.stack.pop()
         if role.raised == key:  # already handled in _target_raised
             role.raised = None
@@ -459,7 +458,7 @@ class _Session:
         return self._take("post", key, compare)
 
     def _target_raised(self, error: Exception):
-        role = self.thread_role
+        role = self.role
         key = role.stack[-1]
         self.results[(role.mode, key)] = LayerMetrics(error=f"raised {type(error).__name__}: {_first_line(error)}")
         if role.mode == self.ACCUMULATED:
@@ -469,7 +468,7 @@ class _Session:
 
     def _skip_to_post(self, key: str) -> Any:
         while True:
-            event = self.channel.get()
+            event = self.relay.get()
             if event.kind == "post" and event.key == key:
                 return self._feed(event.value)
 
@@ -477,7 +476,7 @@ class _Session:
         """Copies of the reference's tensors on the target's device and dtype (copies: the target may
         change them in place). Each copy is remembered, so a module that hands it back unchanged
         (Identity, Dropout in eval) is recognised in `_metrics`."""
-        casts = self.thread_role.casts
+        casts = self.role.casts
 
         def cast(tensor: torch.Tensor) -> torch.Tensor:
             dtype = self.backend.parameter_dtype if tensor.is_floating_point() else tensor.dtype
@@ -490,7 +489,7 @@ class _Session:
     def _metrics(self, reference: torch.Tensor, target: torch.Tensor) -> LayerMetrics:
         """layer_metrics, computed once per distinct pair: modules that pass a tensor through unchanged
         give the pair (or, in the local pass, the cast of the same reference tensor) again."""
-        role = self.thread_role
+        role = self.role
         reference_id, target_id = _identity(reference), _identity(target)
         fed_from = role.casts.get(target_id)
         key = ("cast", reference_id) if fed_from is not None and fed_from[1] == reference_id else (reference_id, target_id)
@@ -514,7 +513,8 @@ class _Session:
     # --- rows ------------------------------------------------------------------------------------------------
 
     def _rows(self) -> list[LayerRow]:
-        aborted_at = next((k for (mode, k), m in self.results.items() if mode == self.ACCUMULATED and m.error), None)
+        aborted_at = next((k for (mode, k), m in self.results.items()
+                           if mode == self.ACCUMULATED and m.error and m.error.startswith("raised")), None)
         rows = []
         for order, (key, element, module_type, (shape, dtype)) in enumerate(self.order):
             label = key + element

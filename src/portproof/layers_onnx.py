@@ -51,8 +51,10 @@ def compare_layers_onnx(reference_model: nn.Module, inputs: torch.Tensor, target
         onnx.save(graph_model, str(path))
         options = {"device_id": target.index or 0} if target.device != "cpu" else {}
         session = onnxruntime.InferenceSession(str(path), providers=[(backend.provider, options)])
+        if session.get_providers()[0] != backend.provider:  # a silent CPU fallback would measure something else
+            raise PortproofError(f"onnxruntime fell back to {session.get_providers()[0]} instead of {backend.provider}")
         names = [output.name for output in session.get_outputs()]
-        results = session.run(names, {session.get_inputs()[0].name: inputs.to(dtype).numpy()})
+        results = session.run(names, {session.get_inputs()[0].name: inputs.to("cpu", dtype).numpy()})
     target_values = {name: torch.from_numpy(np.asarray(value)) for name, value in zip(names, results)}
     target_values[ROOT_NAME] = target_values[names[0]]  # the graph's own output is the model's
 

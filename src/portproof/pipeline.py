@@ -48,7 +48,7 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     target_specs = config.targets
     if target_specs is None:
         target_specs, why = registry.auto_targets()
-        if config.layers and not config.timing.enabled and len(target_specs) > 1:  # `portproof layers`: one target
+        if config.single_target and len(target_specs) > 1:
             target_specs, why = target_specs[:1], f"{why}; the layer pass takes the first, {target_specs[0].label}"
         notes.append(why)
     # Every backend is created before anything runs, so an absent device stops the check at once.
@@ -68,7 +68,7 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
                                 f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
     named_reference = dict(zip(loaded.output_names, reference_outputs))
     reference_description = reference_backend.describe()
-    del reference_backend
+    reference_backend = None  # free the reference model before the targets load
 
     fp64_outputs = None
     if config.fp64_reference:
@@ -87,7 +87,7 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
         progress(f"running target {position} ({spec.label})")
         result, outputs = _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config,
                                       progress)
-        target_backends[position] = None  # free the target's model before the next one loads
+        target_backends[position] = backend = None  # free the target's model before the layer pass and the next target
         if config.layers and result.status != "ERROR":
             progress(f"comparing target {position} ({spec.label}) module by module")
             result = replace(result, layers=run_layer_pass(spec, loaded, input_set.tensor, config))
@@ -97,7 +97,7 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     tensors = None
     if config.output.save_tensors:
         # fp16/bf16 outputs are stored as float32 (exact), so any tool, numpy included, can read them.
-        tensors = {"inputs": {"input": input_set.tensor}, "reference": named_reference,
+        tensors = {"inputs": {"input": input_set.tensor}, "reference": {n: t.float() for n, t in named_reference.items()},
                    **{k: {n: t.float() for n, t in v.items()} for k, v in target_tensors.items() if v}}
     return CheckResult(
         config=replace(config, targets=tuple(target_specs)),
@@ -179,18 +179,23 @@ def run_layer_pass(spec: TargetSpec, loaded, samples: torch.Tensor, config: Chec
     """The module-by-module comparison of one target, on every sample in one batch. A failure of the
     layer pass is reported in it and does not change the target's verdict."""
     notes: tuple[str, ...] = ()
+    if config.reference.backend != "eager" or config.reference.dtype.startswith("amp-"):
+        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), (
+            f"no layer pass: it needs an eager reference without autocast, and the reference is {config.reference.label}",))
     if spec.backend == "compile":
         notes = (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: torch.compile fuses modules, "
                  "so their outputs cannot be observed one by one",)
         spec = replace(spec, backend="eager")
-    reference = registry.create(config.reference)
-    reference.prepare(loaded.network, samples)
     try:
+        reference = registry.create(config.reference)
+        reference.prepare(loaded.network, samples)
         if spec.backend == "onnxruntime":
             return compare_layers_onnx(reference.model, reference.place(samples), spec, config.criteria)
         return compare_layers(reference.model, loaded.network, reference.place(samples), spec, config.criteria, notes)
-    except PortproofError as error:
-        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (), notes + (f"layer pass failed: {error}",))
+    except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (),
+                           notes + (f"layer pass failed: {type(error).__name__}: {message}",))
 
 
 def _run_side(backend: Backend, module, batches, config: CheckConfig, progress: Progress | None = None,

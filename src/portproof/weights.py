@@ -190,7 +190,7 @@ def read_checkpoint(path: Path, trust_pickle: bool = False) -> tuple[dict[str, t
             ) from None
     if path.suffix in PICKLE_SUFFIXES:
         return read_pickle(path, trust_pickle)
-    raise WeightsError(f"weights file {path}: unknown format {path.suffix!r}; use .safetensors, .bin, .pth or .pt")
+    raise WeightsError(f"weights file {path}: unknown format {path.suffix!r}; use .safetensors, .bin, .pth, .pt or .ckpt")
 
 
 def read_pickle(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor], bool]:

@@ -73,10 +73,6 @@ def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") 
     return write_files(contents, directory)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    write_files({path.name: data}, path.parent)
-
-
 def _stage(path: Path, data: bytes) -> str:
     """`data` whole and synced in a temporary file beside `path`; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
