@@ -311,3 +311,8 @@ def test_saved_tensors_of_a_half_precision_reference_are_float32(tmp_path):
     code, _ = check(tmp_path, "--offline", "--no-bench", "--reference", "cpu/bf16", "--target", "cpu", "--save-tensors")
     reference = load_numpy(str(tmp_path / "out" / "tensors" / "reference.safetensors"))
     assert reference["logits"].dtype == np.float32
+
+
+def test_random_weights_with_require_pretrained_is_a_contradiction(tmp_path, capsys):
+    code, _ = check(tmp_path, "--weights", "random", "--require-pretrained")
+    assert code == 2 and "contradict" in capsys.readouterr().err

@@ -15,7 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .config import CheckConfig, Criteria, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
+from .config import (
+    CheckConfig,
+    Criteria,
+    InputSpec,
+    ModelSpec,
+    OutputSpec,
+    TargetSpec,
+    TimingSpec,
+    WeightsSpec,
+    parse_target,
+)
 from .errors import ConfigError, PortproofError
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
@@ -85,7 +95,7 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
     S = argparse.SUPPRESS
     command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix "
-                                                           "(default vit_tiny_patch16_224)")
+                                                           f"(default {ModelSpec.name})")
     group = command.add_argument_group("weights")
     group.add_argument("--weights", default=S, metavar="auto|PATH|random",
                        help="auto (default) searches the caches then the hub; PATH is a checkpoint file or directory")
@@ -104,11 +114,11 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("inputs")
     group.add_argument("--inputs", default=S, metavar="images|random|DIR",
                        help="bundled photos (default), seeded random tensors, or a folder of your images")
-    group.add_argument("--num-samples", type=int, default=S, help="number of inputs (default 8)")
-    group.add_argument("--batch-size", type=int, default=S, help="batch size for comparison and latency (default 1)")
-    group.add_argument("--seed", type=int, default=S, help="seed for random inputs and random weights (default 0)")
+    group.add_argument("--num-samples", type=int, default=S, help=f"number of inputs (default {InputSpec.num_samples})")
+    group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
+    group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
     group = command.add_argument_group("reference and targets")
-    group.add_argument("--reference", default=S, metavar="SPEC", help="[backend@]device[:index][/dtype] (default cpu)")
+    group.add_argument("--reference", default=S, metavar="SPEC", help=f"[backend@]device[:index][/dtype] (default {TargetSpec().label})")
     group.add_argument("--target", action="append", default=S, metavar="SPEC",
                        help="repeatable; e.g. npu, npu:0/fp16, cuda/amp-bf16, onnxruntime@cpu, compile@cpu; "
                             "auto (default) = every accelerator present")
@@ -120,14 +130,14 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--layers", action="store_true", default=S,
                        help="also compare every module (accumulated and local modes) and name the first that diverges")
     group = command.add_argument_group("criteria")
-    group.add_argument("--min-cosine", type=float, default=S, help="lowest passing cosine similarity (default 0.99)")
-    group.add_argument("--max-rel-l2", type=float, default=S, help="highest passing relative L2 error (default 0.01)")
+    group.add_argument("--min-cosine", type=float, default=S, help=f"lowest passing cosine similarity (default {Criteria.min_cosine:g})")
+    group.add_argument("--max-rel-l2", type=float, default=S, help=f"highest passing relative L2 error (default {Criteria.max_rel_l2:g})")
     group = command.add_argument_group("latency")
-    group.add_argument("--warmup", type=int, default=S, help="untimed runs before timing (default 10)")
-    group.add_argument("--iters", type=int, default=S, help="timed runs (default 50)")
+    group.add_argument("--warmup", type=int, default=S, help=f"untimed runs before timing (default {TimingSpec.warmup})")
+    group.add_argument("--iters", type=int, default=S, help=f"timed runs (default {TimingSpec.iters})")
     group.add_argument("--no-bench", action="store_true", default=S, help="skip the latency measurement")
     group = command.add_argument_group("output")
-    group.add_argument("--out", default=S, metavar="DIR", help="output directory (default logs)")
+    group.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OutputSpec.directory})")
     group.add_argument("--save-tensors", action="store_true", default=S,
                        help="also write inputs and outputs as safetensors under DIR/tensors/")
     group.add_argument("--lang", choices=LANGUAGES, default="en", help="language of report.md and report.html (default en)")
@@ -143,6 +153,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     weights = WeightsSpec(**_pick(given, weights="source", weights_cache="cache_dirs", offline="offline",
                                   require_pretrained="require_pretrained", allow_partial_weights="allow_partial",
                                   allow_nonfinite_weights="allow_nonfinite", trust_pickle="trust_pickle"), **seed)
+    if weights.source == "random" and weights.require_pretrained:
+        raise ConfigError("--weights random and --require-pretrained contradict each other; drop one of them")
     if isinstance(weights.cache_dirs, list):
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
     inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
