@@ -316,3 +316,14 @@ def test_saved_tensors_of_a_half_precision_reference_are_float32(tmp_path):
 def test_random_weights_with_require_pretrained_is_a_contradiction(tmp_path, capsys):
     code, _ = check(tmp_path, "--weights", "random", "--require-pretrained")
     assert code == 2 and "contradict" in capsys.readouterr().err
+
+
+def test_report_language_is_a_setting_and_the_report_command_keeps_it(tmp_path):
+    code, summary = check(tmp_path, "--offline", "--no-bench", "--target", "cpu", "--lang", "zh")
+    assert summary["settings"]["output"]["lang"] == "zh"
+    out = tmp_path / "out"
+    (out / "report.md").unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert "适配结论" in (out / "report.md").read_text()
+    assert cli.main(["report", str(out), "--lang", "en"]) == 0
+    assert "## Conclusion" in (out / "report.md").read_text()

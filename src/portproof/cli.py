@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Re-render report.md and report.html from the summary.json (and layers.json) "
                                              "in DIR, without running the model.")
     report.add_argument("directory", metavar="DIR", help="a folder written by portproof check (holding summary.json)")
-    report.add_argument("--lang", choices=LANGUAGES, default="en", help="language of report.md and report.html (default en)")
+    report.add_argument("--lang", choices=LANGUAGES, help="language of report.md and report.html "
+                                                         "(default: the one the check wrote them in)")
     layers = commands.add_parser("layers", help="find the first module where a target parts ways with the reference",
                                  description="Compare one target with the reference module by module (accumulated and "
                                              "local modes), without timing; writes layers.csv, layers.json and the reports.")
@@ -140,7 +141,8 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OutputSpec.directory})")
     group.add_argument("--save-tensors", action="store_true", default=S,
                        help="also write inputs and outputs as safetensors under DIR/tensors/")
-    group.add_argument("--lang", choices=LANGUAGES, default="en", help="language of report.md and report.html (default en)")
+    group.add_argument("--lang", choices=LANGUAGES, default=S,
+                       help=f"language of report.md and report.html (default {OutputSpec.lang})")
     shown = group.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="print only the verdict line (no progress, no table)")
     shown.add_argument("--json", action="store_true", help="print summary.json to stdout instead of the table")
@@ -176,7 +178,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         inputs=inputs,
         criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2")),
         timing=timing,
-        output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors")),
+        output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors", lang="lang")),
         targets=targets,
         fp64_reference=not given.get("no_fp64_reference", False),
         layers=layers_command or given.get("layers", False),
@@ -200,7 +202,7 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_check(config, progress=progress)
         progress("writing the reports")
-        written = write_reports(result, out_dir, args.lang)
+        written = write_reports(result, out_dir, config.output.lang)
     print_summary(result, written, quiet=args.quiet, as_json=args.json)
     return EXIT_PASS if result.all_passed else EXIT_FAIL
 
@@ -213,7 +215,8 @@ def run_report_command(args: argparse.Namespace) -> int:
     result = load_directory(args.directory)
     directory = check_writable(args.directory)
     with output_lock(directory, shlex.join(["portproof", "report", args.directory])):
-        written = write_files(render_reports(result, args.lang, source=str(directory / SUMMARY_FILE)), directory)
+        lang = args.lang or result.config.output.lang
+        written = write_files(render_reports(result, lang, source=str(directory / SUMMARY_FILE)), directory)
     print_summary(result, written)
     return EXIT_PASS
 

@@ -84,6 +84,7 @@ class TimingSpec:
 class OutputSpec:
     directory: str = "logs"
     save_tensors: bool = False
+    lang: str = "en"  # of report.md and report.html ("en" | "zh")
 
 
 @dataclass(frozen=True)
