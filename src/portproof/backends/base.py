@@ -54,6 +54,20 @@ def check_device(device: str, index: int | None) -> None:
         raise DeviceUnavailableError(f"{device}:{index} does not exist: this machine has {count} {device} device(s)")
 
 
+def make_current(device: torch.device) -> None:
+    """Make `device` the calling thread's current device. Each side runs in a worker thread (faults.py),
+    and a new thread starts on device 0: CUDA and torch_npu keep their context per thread."""
+    if device.type == "cpu":
+        return
+    index = device.index if device.index is not None else 0
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "set_device_index") and accelerator.is_available() \
+            and accelerator.current_accelerator().type == device.type:
+        accelerator.set_device_index(index)
+    elif hasattr(getattr(torch, device.type, None), "set_device"):
+        getattr(torch, device.type).set_device(index)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cpu":
         return

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..config import TargetSpec
-from .base import check_device, device_name, synchronize
+from .base import check_device, device_name, make_current, synchronize
 
 # fp64 is not offered to users as a target dtype; the pipeline uses it for the noise-floor reference.
 CAST_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
@@ -29,6 +29,7 @@ class EagerBackend:
         return CAST_DTYPES.get(self.spec.dtype, torch.float32)
 
     def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
+        make_current(self.device)
         self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
 
     def place(self, batch: torch.Tensor) -> torch.Tensor:
