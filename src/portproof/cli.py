@@ -26,7 +26,7 @@ from .config import (
     WeightsSpec,
     parse_target,
 )
-from .errors import ConfigError, PortproofError
+from .errors import ConfigError, PortproofError, describe
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
 from .result import RANDOM_WEIGHTS_BANNER, CheckResult
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PORTPROOF_DEBUG"):
             raise
         where = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"portproof: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''} "
+        print(f"portproof: internal error: {describe(error)} "
               f"(at {Path(where.filename).name}:{where.lineno}); no report was written. Rerun with PORTPROOF_DEBUG=1 "
               "for the traceback, and please report it", file=sys.stderr)
         return EXIT_CANNOT_RUN

@@ -11,7 +11,8 @@
     └── SummaryError            a saved summary.json (for `portproof report`) that cannot be read back
 
 A mismatch between reference and target is a result (FAIL), never an exception; a target that crashes
-while running is recorded as that target's ERROR and the other targets go on.
+while running is recorded as that target's ERROR and the other targets go on. `first_line` and
+`describe` word any exception in one line, the same way everywhere.
 """
 
 
@@ -49,3 +50,15 @@ class ReferenceRunError(PortproofError):
 
 class SummaryError(PortproofError):
     pass
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message ("" when it has none): driver errors carry pages of dump."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def describe(error: BaseException) -> str:
+    """`Type: first line of the message`, or the type alone: how a failure is shown in one line."""
+    text = first_line(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

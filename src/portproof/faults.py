@@ -14,6 +14,8 @@ from typing import Callable, TypeVar
 
 import torch
 
+from .errors import describe
+
 T = TypeVar("T")
 
 
@@ -79,8 +81,7 @@ def describe_failure(error: BaseException, device: str, batch_size: int) -> str:
     """One line for a side's ERROR: what was raised, and for out of memory and timeouts what to do."""
     if isinstance(error, TimedOut):
         return str(error)
-    text = first_line(error)
-    raised = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    raised = describe(error)
     if is_out_of_memory(error):
         hint = ("lower --batch-size" if batch_size > 1 else
                 "the batch size is already 1: try a lower-precision target (e.g. /fp16) or a device with more memory")
@@ -88,6 +89,3 @@ def describe_failure(error: BaseException, device: str, batch_size: int) -> str:
     return raised
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""

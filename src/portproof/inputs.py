@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import InputSpec
-from .errors import InputError
+from .errors import InputError, describe, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Larger images are skipped: decoding one takes gigabytes, and a small file can claim such a size (a
@@ -121,16 +121,11 @@ def _reason(error: Exception) -> str:
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(error, (_TooLarge, Image.DecompressionBombError)):
-        size = str(error) if isinstance(error, _TooLarge) else _first_line(error)
+        size = str(error) if isinstance(error, _TooLarge) else first_line(error)
         return f"too large ({size}); the limit is {MAX_IMAGE_PIXELS:,} pixels (10000x10000): downscale it"
     if isinstance(error, UnidentifiedImageError):
         return "not an image PIL can read"
-    return f"unreadable image ({type(error).__name__}: {_first_line(error)})"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return f"unreadable image ({describe(error)})"
 
 
 def _is_image(path) -> bool:

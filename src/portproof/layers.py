@@ -30,7 +30,7 @@ from torch import nn
 
 from .backends.torch_eager import EagerBackend
 from .config import Criteria, TargetSpec
-from .errors import ConfigError, PortproofError
+from .errors import ConfigError, PortproofError, describe
 
 MEMO_SIZE = 8  # recent tensor pairs remembered, to recognise pass-through modules
 TOP_COUNT = 10
@@ -344,7 +344,7 @@ class _Session:
             if isinstance(error, (PortproofError, KeyboardInterrupt)):
                 raise error
             role = {-1: "reference", self.ACCUMULATED: "accumulated", self.LOCAL: "local"}[index]
-            raise PortproofError(f"the layer pass failed in its {role} run: {type(error).__name__}: {_first_line(error)}")
+            raise PortproofError(f"the layer pass failed in its {role} run: {describe(error)}")
         return self._rows()
 
     @property
@@ -461,7 +461,7 @@ class _Session:
     def _target_raised(self, error: Exception):
         role = self.role
         key = role.stack[-1]
-        self.results[(role.mode, key)] = LayerMetrics(error=f"raised {type(error).__name__}: {_first_line(error)}")
+        self.results[(role.mode, key)] = LayerMetrics(error=f"raised {describe(error)}")
         if role.mode == self.ACCUMULATED:
             raise _Aborted(key) from None
         role.raised = key
@@ -538,11 +538,6 @@ def _identity(tensor: torch.Tensor) -> tuple:
 
 def _meta(tensor: torch.Tensor) -> tuple[tuple[int, ...], str]:
     return tuple(tensor.shape), str(tensor.dtype).replace("torch.", "")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def report_from_rows(target: str, samples: int, criteria: Criteria, rows: list[LayerRow], notes: tuple[str, ...]) -> LayerReport:

@@ -20,7 +20,7 @@ from .backends import registry
 from .backends.base import Backend
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import CheckConfig, TargetSpec
-from .errors import PortproofError, ReferenceRunError
+from .errors import PortproofError, ReferenceRunError, describe
 from .layers import LayerReport, compare_layers
 from .layers_onnx import compare_layers_onnx
 from .result import CheckResult, InputInfo, ModelInfo, ReferenceResult, TargetResult
@@ -193,9 +193,8 @@ def run_layer_pass(spec: TargetSpec, loaded, samples: torch.Tensor, config: Chec
             return compare_layers_onnx(reference.model, reference.place(samples), spec, config.criteria)
         return compare_layers(reference.model, loaded.network, reference.place(samples), spec, config.criteria, notes)
     except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return LayerReport(spec.label, samples.shape[0], config.criteria, (), None, None, (),
-                           notes + (f"layer pass failed: {type(error).__name__}: {message}",))
+                           notes + (f"layer pass failed: {describe(error)}",))
 
 
 def _run_side(backend: Backend, module, batches, config: CheckConfig, progress: Progress | None = None,

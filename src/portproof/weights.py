@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import WeightsSpec
-from .errors import WeightsError
+from .errors import WeightsError, describe, first_line
 
 CHECKPOINT_FILES = ("model.safetensors", "pytorch_model.bin")
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
@@ -156,7 +156,7 @@ def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, 
         path = hf_hub_download(hub_repo, CHECKPOINT_FILES[0], cache_dir=cache, etag_timeout=timeout_s, endpoint=endpoint)
         return Path(path), "downloaded"
     except Exception as error:  # network, auth, missing file: all mean "not from here"
-        return None, f"failed ({type(error).__name__}: {_first_line(error)})"
+        return None, f"failed ({describe(error)})"
 
 
 def _unreachable(endpoint: str, timeout_s: float) -> str | None:
@@ -186,7 +186,7 @@ def read_checkpoint(path: Path, trust_pickle: bool = False) -> tuple[dict[str, t
             return load_file(str(path)), False
         except Exception as error:
             raise WeightsError(
-                f"weights file {path} is not a readable safetensors file ({_first_line(error)}); it may be truncated: download it again"
+                f"weights file {path} is not a readable safetensors file ({first_line(error) or type(error).__name__}); it may be truncated: download it again"
             ) from None
     if path.suffix in PICKLE_SUFFIXES:
         return read_pickle(path, trust_pickle)
@@ -203,7 +203,7 @@ def read_pickle(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor]
     except Exception as error:
         if not trust_pickle:
             raise WeightsError(
-                f"weights file {path} cannot be read safely ({_first_line(error)}); convert it to .safetensors, "
+                f"weights file {path} cannot be read safely ({first_line(error) or type(error).__name__}); convert it to .safetensors, "
                 "or pass --trust-pickle if you trust whoever made it (unpickling it can run any code)"
             ) from None
     try:
@@ -211,7 +211,7 @@ def read_pickle(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor]
     except WeightsError:
         raise
     except Exception as error:
-        raise WeightsError(f"weights file {path} cannot be unpickled ({type(error).__name__}: {_first_line(error)})") from None
+        raise WeightsError(f"weights file {path} cannot be unpickled ({describe(error)})") from None
 
 
 def apply_checkpoint(
@@ -307,11 +307,6 @@ def _first_keys(keys: tuple[str, ...], limit: int = 5) -> str:
         return ""
     more = f", ... ({len(keys) - limit} more)" if len(keys) > limit else ""
     return "(" + ", ".join(keys[:limit]) + more + ")"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _env_true(name: str) -> bool:
