@@ -44,49 +44,23 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     notes.extend(weights.risk_notes(loaded.provenance))
     input_set = inputs.build(config.inputs, loaded.data_config)
     batches = input_set.batches(config.inputs.batch_size)
-
-    target_specs = config.targets
-    if target_specs is None:
-        target_specs, why = registry.auto_targets()
-        if config.single_target and len(target_specs) > 1:
-            target_specs, why = target_specs[:1], f"{why}; the layer pass takes the first, {target_specs[0].label}"
-        notes.append(why)
+    target_specs = _choose_targets(config, notes)
     # Every backend is created before anything runs, so an absent device stops the check at once.
     reference_backend = registry.create(config.reference)
     target_backends = [registry.create(spec) for spec in target_specs]
 
-    progress(f"running the reference ({config.reference.label})")
-    try:
-        reference_outputs, reference_latency = faults.run_with_deadline(
-            lambda report: _run_side(reference_backend, loaded.module, batches, config, report,
-                                     f"timing the reference ({config.reference.label})"),
-            config.target_timeout_s, progress)
-    except PortproofError:
-        raise
-    except Exception as error:  # without the reference there is nothing to compare with: the check cannot run
-        raise ReferenceRunError(f"the reference ({config.reference.label}) failed, so nothing can be compared: "
-                                f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
-    named_reference = dict(zip(loaded.output_names, reference_outputs))
-    reference_description = reference_backend.describe()
+    reference, reference_outputs = _run_reference(reference_backend, loaded, batches, config, progress)
     reference_backend = None  # free the reference model before the targets load
-
-    fp64_outputs = None
-    if config.fp64_reference:
-        progress("running the float64 reference (noise floor)")
-        fp64_backend = registry.create(TargetSpec(device="cpu", dtype="fp64"))
-        try:
-            fp64_outputs = dict(zip(loaded.output_names, faults.run_with_deadline(
-                lambda report: _run_all(fp64_backend, loaded.module, batches)[0], config.target_timeout_s)))
-        except Exception as error:  # the noise floor is context, not the verdict: go on without it
-            notes.append(f"the float64 run failed, so there is no noise floor: "
-                         f"{faults.describe_failure(error, 'cpu', config.inputs.batch_size)}")
-        del fp64_backend
+    fp64_outputs = _run_fp64(loaded, batches, config, progress, notes)
+    if fp64_outputs:
+        reference = replace(reference, rel_l2_vs_fp64={
+            name: relative_l2(fp64_outputs[name], reference_outputs[name]) for name in loaded.output_names})
 
     targets, target_tensors = [], {}
     for position, (spec, backend) in enumerate(zip(target_specs, target_backends)):
         progress(f"running target {position} ({spec.label})")
-        result, outputs = _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config,
-                                      progress)
+        result, outputs = _run_target(spec, backend, loaded, batches, reference_outputs, fp64_outputs,
+                                      reference.latency, config, progress)
         target_backends[position] = backend = None  # free the target's model before the layer pass and the next target
         if config.layers and result.status != "ERROR":
             progress(f"comparing target {position} ({spec.label}) module by module")
@@ -97,41 +71,14 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     tensors = None
     if config.output.save_tensors:
         # fp16/bf16 outputs are stored as float32 (exact), so any tool, numpy included, can read them.
-        tensors = {"inputs": {"input": input_set.tensor}, "reference": {n: t.float() for n, t in named_reference.items()},
+        tensors = {"inputs": {"input": input_set.tensor}, "reference": {n: t.float() for n, t in reference_outputs.items()},
                    **{k: {n: t.float() for n, t in v.items()} for k, v in target_tensors.items() if v}}
     return CheckResult(
         config=replace(config, targets=tuple(target_specs)),
-        model=ModelInfo(
-            requested=config.model.name,
-            family=loaded.identity.family,
-            architecture=loaded.identity.architecture,
-            tag=loaded.identity.tag,
-            hub_repo=loaded.identity.hub_repo,
-            num_parameters=loaded.num_parameters,
-            output_names=loaded.output_names,
-            classifier_output=loaded.classifier_output,
-        ),
+        model=_model_info(loaded, config),
         weights=loaded.provenance,
-        inputs=InputInfo(
-            kind=input_set.kind,
-            num_samples=input_set.tensor.shape[0],
-            batch_size=config.inputs.batch_size,
-            shape=tuple(input_set.tensor.shape),
-            seed=input_set.seed,
-            sources=input_set.sources,
-            skipped=input_set.skipped,
-            preprocessing=input_set.preprocessing,
-        ),
-        reference=ReferenceResult(
-            label=config.reference.label,
-            description=reference_description,
-            output_shapes={name: tuple(t.shape) for name, t in named_reference.items()},
-            latency=reference_latency,
-            rel_l2_vs_fp64=(
-                {name: relative_l2(fp64_outputs[name], named_reference[name]) for name in loaded.output_names}
-                if fp64_outputs else None
-            ),
-        ),
+        inputs=_input_info(input_set, config),
+        reference=reference,
         targets=tuple(targets),
         environment={**environment.collect(), "command_line": config.command_line},
         started_at=started,
@@ -142,13 +89,73 @@ def run_check(config: CheckConfig, progress: Progress = lambda message, done=Non
     )
 
 
+def _choose_targets(config: CheckConfig, notes: list[str]) -> tuple[TargetSpec, ...]:
+    """The targets asked for; for `--target auto`, what is present, and a note saying what was chosen."""
+    if config.targets is not None:
+        return config.targets
+    specs, why = registry.auto_targets()
+    if config.single_target and len(specs) > 1:
+        specs, why = specs[:1], f"{why}; the layer pass takes the first, {specs[0].label}"
+    notes.append(why)
+    return specs
+
+
+def _run_reference(backend: Backend, loaded, batches, config: CheckConfig, progress: Progress):
+    """The reference's outputs by name, timed; without them nothing can be compared, so a failure stops the check."""
+    label = config.reference.label
+    progress(f"running the reference ({label})")
+    try:
+        outputs, latency = faults.run_with_deadline(
+            lambda step_progress: _run_side(backend, loaded.module, batches, config, step_progress,
+                                            f"timing the reference ({label})"),
+            config.target_timeout_s, progress)
+    except PortproofError:
+        raise
+    except Exception as error:
+        raise ReferenceRunError(f"the reference ({label}) failed, so nothing can be compared: "
+                                f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
+    named = dict(zip(loaded.output_names, outputs))
+    result = ReferenceResult(label=label, description=backend.describe(),
+                             output_shapes={name: tuple(t.shape) for name, t in named.items()},
+                             latency=latency, rel_l2_vs_fp64=None)
+    return result, named
+
+
+def _run_fp64(loaded, batches, config: CheckConfig, progress: Progress, notes: list[str]) -> dict | None:
+    """The float64 CPU outputs that measure the noise floor; None when skipped or failed (with a note)."""
+    if not config.fp64_reference:
+        return None
+    progress("running the float64 reference (noise floor)")
+    backend = registry.create(TargetSpec(device="cpu", dtype="fp64"))
+    try:
+        return dict(zip(loaded.output_names, faults.run_with_deadline(
+            lambda step_progress: _run_all(backend, loaded.module, batches)[0], config.target_timeout_s)))
+    except Exception as error:  # the noise floor is context, not the verdict: go on without it
+        notes.append(f"the float64 run failed, so there is no noise floor: "
+                     f"{faults.describe_failure(error, 'cpu', config.inputs.batch_size)}")
+        return None
+
+
+def _model_info(loaded, config: CheckConfig) -> ModelInfo:
+    identity = loaded.identity
+    return ModelInfo(requested=config.model.name, family=identity.family, architecture=identity.architecture,
+                     tag=identity.tag, hub_repo=identity.hub_repo, num_parameters=loaded.num_parameters,
+                     output_names=loaded.output_names, classifier_output=loaded.classifier_output)
+
+
+def _input_info(input_set, config: CheckConfig) -> InputInfo:
+    return InputInfo(kind=input_set.kind, num_samples=input_set.tensor.shape[0], batch_size=config.inputs.batch_size,
+                     shape=tuple(input_set.tensor.shape), seed=input_set.seed, sources=input_set.sources,
+                     skipped=input_set.skipped, preprocessing=input_set.preprocessing)
+
+
 def _run_target(spec, backend, loaded, batches, named_reference, fp64_outputs, reference_latency, config,
                 progress: Progress | None = None):
     """One target, start to end; any exception it raises becomes its ERROR result."""
     description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
     try:
         outputs, latency = faults.run_with_deadline(
-            lambda report: _run_side(backend, loaded.module, batches, config, report, f"timing {spec.label}"),
+            lambda step_progress: _run_side(backend, loaded.module, batches, config, step_progress, f"timing {spec.label}"),
             config.target_timeout_s, progress)
         description = backend.describe()
         if len(outputs) != len(loaded.output_names):
