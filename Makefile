@@ -9,12 +9,12 @@ STAMP := $(VENV)/.portproof-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/setup_env.py
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, and only when none is importable: an existing (vendor) build is kept as it is.
-	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install --quiet torch torchvision
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# An installed torch (and torch_npu) is held at its version and gets the torchvision built for it;
+	# torch is installed only when none is.
+	$(PY) tools/setup_env.py
 	touch $(STAMP)
 
 # A FAIL verdict is a valid outcome of a demo; only "could not run" (exit 2) fails make.
