@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from portproof import cli
 from portproof.backends import registry
 from portproof.backends.torch_eager import EagerBackend
-from portproof.result import RANDOM_WEIGHTS_BANNER
+from portproof.results import RANDOM_WEIGHTS_BANNER
 
 from conftest import SMALL_MODEL
 
@@ -93,7 +93,7 @@ def test_reports_carry_the_random_weights_banner_on_top(two_target_run):
 def test_every_metric_recomputed_from_saved_tensors_with_numpy_agrees(two_target_run):
     _, summary, out = two_target_run
     reference = load_numpy(str(out / "tensors" / "reference.safetensors"))
-    inputs = load_numpy(str(out / "tensors" / "inputs.safetensors"))["input"]
+    inputs = load_numpy(str(out / "tensors" / "inputs.safetensors"))["x"]
     assert inputs.shape == (4, 3, 160, 160)
     for position, target in enumerate(summary["targets"]):
         outputs = load_numpy(str(out / "tensors" / f"target-{position}.safetensors"))
@@ -197,7 +197,7 @@ def test_a_target_that_raises_is_an_error_and_the_others_still_run(tmp_path, mon
     (["--weights", "/nonexistent/model.safetensors"], "does not exist"),
     (["--offline", "--require-pretrained"], "no pretrained weights found"),
     (["--inputs", "/nonexistent-folder"], "not a directory"),
-    (["--target", "onnxruntime@cpu/bf16"], "fp32 or fp16"),
+    (["--target", "onnxruntime@cpu/bf16"], "onnxruntime takes fp32, fp16, not bf16"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_2_and_no_files(tmp_path, capsys, args, message):
     code, summary = check(tmp_path, *args)
@@ -243,7 +243,8 @@ def test_target_auto_without_accelerators_says_what_it_chose(tmp_path):
 def test_module_entry_point_and_env_command():
     result = subprocess.run([sys.executable, "-m", "portproof", "env"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
-    assert "eager@cpu: available" in result.stdout and "onnxruntime: available" in result.stdout
+    assert "eager@cpu: available" in result.stdout and "onnxruntime@cpu: available" in result.stdout
+    assert "compile@cpu: available" in result.stdout
 
 
 def test_layers_command_writes_the_module_table_and_its_summary(tmp_path):
@@ -279,7 +280,7 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, c
     def broken(config, progress=None):
         raise ValueError("something no one foresaw\nsecond line")
 
-    monkeypatch.setattr("portproof.pipeline.run_check", broken)
+    monkeypatch.setattr("portproof.session.run_check", broken)
     code = cli.main(["check", SMALL_MODEL, "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1

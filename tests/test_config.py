@@ -7,10 +7,8 @@ import itertools
 
 import pytest
 
+from portproof.backends import registry
 from portproof.config import (
-    BACKENDS,
-    DEVICES,
-    DTYPES,
     CheckConfig,
     Criteria,
     TargetSpec,
@@ -18,6 +16,8 @@ from portproof.config import (
     parse_target,
 )
 from portproof.errors import ConfigError, PortproofError
+
+BACKENDS, DEVICES, DTYPES = tuple(registry.backends()), registry.devices(), registry.dtypes()
 
 
 # --- defaults -----------------------------------------------------------------------------------
@@ -125,14 +125,20 @@ def test_label_canonical_spelling(spec, label):
 
 def test_label_round_trips_through_parse_target_for_every_valid_spec():
     count = 0
-    for backend, device, index, dtype in itertools.product(BACKENDS, DEVICES, (None, 0, 1, 15), DTYPES):
-        if backend == "onnxruntime" and dtype.startswith("amp-"):
-            continue
-        spec = TargetSpec(backend=backend, device=device, index=index, dtype=dtype)
-        assert parse_target(spec.label) == spec, spec.label
-        count += 1
-    # 3 backends x 5 devices x 4 indices x 5 dtypes, less onnxruntime's 2 amp dtypes (5 x 4 x 2)
-    assert count == 3 * 5 * 4 * 5 - 5 * 4 * 2
+    for backend in registry.backends().values():
+        for device, index, dtype in itertools.product(backend.devices, (None, 0, 1, 15), backend.dtypes):
+            spec = TargetSpec(backend=backend.name, device=device, index=index, dtype=dtype)
+            assert parse_target(spec.label) == spec, spec.label
+            count += 1
+    # eager and compile: 5 devices x 4 indices x 5 dtypes; onnxruntime: 3 devices x 4 indices x 2 dtypes
+    assert count == 2 * 5 * 4 * 5 + 3 * 4 * 2
+
+
+def test_a_backend_refuses_a_device_or_dtype_it_does_not_declare():
+    with pytest.raises(ConfigError, match="onnxruntime runs on cpu, cuda, npu, not mps"):
+        parse_target("onnxruntime@mps")
+    with pytest.raises(ConfigError, match="onnxruntime takes fp32, fp16, not bf16"):
+        parse_target("onnxruntime@cpu/bf16")
 
 
 def test_label_of_parsed_text_is_canonical():
@@ -207,7 +213,7 @@ def test_parse_target_onnxruntime_refuses_autocast(dtype):
     message = str(info.value)
     assert repr(text) in message
     assert f"autocast ({dtype})" in message
-    assert "onnxruntime" in message and "fp16 or fp32" in message
+    assert "onnxruntime takes fp32, fp16" in message
 
 
 @pytest.mark.parametrize("text", ["compile@cuda/amp-fp16", "cuda/amp-bf16", "eager@cpu/amp-bf16"])

@@ -259,7 +259,7 @@ def hostile_folder(tmp_path) -> Path:
 def test_hostile_image_folder_skips_and_lists_bad_files_and_converts_modes_as_timm(hostile_folder):
     from timm.data import create_transform
 
-    input_set = inputs.build(InputSpec(source=str(hostile_folder), num_samples=11), TEST_VIT_CONFIG)
+    input_set = inputs.images(InputSpec(source=str(hostile_folder), num_samples=11), TEST_VIT_CONFIG, "x")
     assert input_set.sources[:5] == ("a_rgb.png", "b_gray.png", "c_cmyk.jpg", "d_16bit.png", "a_rgb.png")
     skipped = dict(entry.split(": ", 1) for entry in input_set.skipped)
     assert set(skipped) == {"e_cut.jpg", "f_notes.txt", "g_fake.png", "h_empty.jpg", "i_bomb.png", "j_megabomb.png"}
@@ -271,11 +271,11 @@ def test_hostile_image_folder_skips_and_lists_bad_files_and_converts_modes_as_ti
     transform = create_transform(**TEST_VIT_CONFIG)
     for index, name in ((1, "b_gray.png"), (2, "c_cmyk.jpg")):  # exactly timm's Image.convert("RGB")
         with Image.open(hostile_folder / name) as image:
-            assert torch.equal(input_set.tensor[index], transform(image.convert("RGB")))
+            assert torch.equal(input_set.tensors["x"][index], transform(image.convert("RGB")))
     # 16-bit: scaled to 8 bits (PIL's convert would clip every value above 255 to white)
     eight_bit = Image.fromarray(np.rint(np.asarray(Image.open(hostile_folder / "d_16bit.png")) / 257).astype(np.uint8), "L")
-    assert torch.allclose(input_set.tensor[3], transform(eight_bit.convert("RGB")), atol=1e-6)
-    assert input_set.tensor[3].std() > 0.3  # a gradient, not a white page
+    assert torch.allclose(input_set.tensors["x"][3], transform(eight_bit.convert("RGB")), atol=1e-6)
+    assert input_set.tensors["x"][3].std() > 0.3  # a gradient, not a white page
     assert input_set.preprocessing["converted_to_rgb"] == [
         "b_gray.png: L to RGB", "c_cmyk.jpg: CMYK to RGB", "d_16bit.png: I;16 scaled to 8 bits, then RGB"]
 
@@ -286,7 +286,7 @@ def test_limit_is_ours_not_pils_warning_threshold(tmp_path):
     png_header_only(tmp_path / "big.png", 9500, 9500)
     Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "ok.png")
     with _no_bomb_warning():
-        input_set = inputs.build(InputSpec(source=str(tmp_path), num_samples=1), TEST_VIT_CONFIG)
+        input_set = inputs.images(InputSpec(source=str(tmp_path), num_samples=1), TEST_VIT_CONFIG, "x")
     assert input_set.sources == ("ok.png",)
     assert input_set.skipped[0].startswith("big.png: unreadable image") and "too large" not in input_set.skipped[0]
 
@@ -309,7 +309,7 @@ def test_folder_with_nothing_readable_is_an_error_saying_why(hostile_folder, tmp
     for good in ("a_rgb.png", "b_gray.png", "c_cmyk.jpg", "d_16bit.png"):
         (hostile_folder / good).unlink()
     with pytest.raises(InputError, match=r"no readable image among 6 files .*e_cut\.jpg: unreadable image"):
-        inputs.build(InputSpec(source=str(hostile_folder)), TEST_VIT_CONFIG)
+        inputs.images(InputSpec(source=str(hostile_folder)), TEST_VIT_CONFIG, "x")
     code, summary = run_check(tmp_path / "out", "--inputs", str(hostile_folder))
     assert code == 2 and summary is None and "no readable image" in last_error_line(capsys)
 
@@ -329,15 +329,15 @@ class NonFiniteBackend(EagerBackend):
     """fp16 overflow as it shows: NaN in two logits of sample 1, Inf in one feature of sample 2."""
 
     def run(self, batch):
-        logits, features = (t.clone() for t in super().run(batch))
-        logits[1, 5] = logits[1, 7] = float("nan")
-        features[2, 0] = float("inf")
-        return logits, features
+        outputs = {name: t.clone() for name, t in super().run(batch).items()}
+        outputs["logits"][1, 5] = outputs["logits"][1, 7] = float("nan")
+        outputs["features"][2, 0] = float("inf")
+        return outputs
 
 
 class AllNaNBackend(EagerBackend):
     def run(self, batch):
-        return tuple(torch.full_like(t, float("nan")) for t in super().run(batch))
+        return {name: torch.full_like(t, float("nan")) for name, t in super().run(batch).items()}
 
 
 def test_nonfinite_target_outputs_fail_with_counts_and_samples_never_a_crash(tmp_path, monkeypatch):

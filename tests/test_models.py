@@ -46,10 +46,12 @@ def test_foreign_hub_owner_is_refused_with_a_way_out():
 
 def test_classifier_wrapper_returns_the_models_own_logits_and_pre_logits_features():
     loaded = models.load(ModelSpec("test_vit"), WeightsSpec(source="random"))
-    assert loaded.output_names == ("logits", "features") and loaded.classifier_output == "logits"
+    assert loaded.classifier_output == "logits"
     x = torch.randn(2, 3, 160, 160)
     with torch.no_grad():
-        logits, features = loaded.module(x)
+        outputs = loaded.module(x=x)
+        assert list(outputs) == ["logits", "features"]
+        logits, features = outputs["logits"], outputs["features"]
         inner = loaded.module.model
         assert torch.allclose(logits, inner(x), atol=1e-6)
         assert torch.allclose(logits, inner.head(features), atol=1e-5)  # features are what the head sees
@@ -61,7 +63,7 @@ def test_classifier_wrapper_returns_the_models_own_logits_and_pre_logits_feature
 def test_public_api_is_what_all_lists():
     assert sorted(portproof.__all__) == sorted([
         "CheckConfig", "CheckResult", "Criteria", "InputSpec", "LayerReport", "ModelSpec", "OutputComparison", "OutputSpec",
-        "PortproofError", "TargetResult", "TargetSpec", "TimingSpec", "Verdict", "WeightsSpec", "compare_layers",
-        "compare_outputs", "judge", "parse_target", "run_check",
+        "PortproofError", "Session", "TargetResult", "TargetSpec", "TimingSpec", "Verdict", "WeightsSpec",
+        "compare_layers", "compare_outputs", "judge", "parse_target", "register_backend", "register_family", "run_check",
     ])
     assert all(hasattr(portproof, name) for name in portproof.__all__)

@@ -22,10 +22,10 @@ from portproof.backends.torch_eager import EagerBackend
 from portproof.compare import DiffHistogram, compare_outputs, diff_histogram, histogram_edges
 from portproof.config import CheckConfig, InputSpec, ModelSpec, OutputSpec, TimingSpec, WeightsSpec, parse_target
 from portproof.errors import SummaryError
-from portproof.pipeline import run_check
+from portproof.session import run_check
 from portproof.report import html, markdown, summary_json, write_reports
 from portproof.report.load import from_summary, load_directory
-from portproof.result import RANDOM_WEIGHTS_BANNER
+from portproof.results import RANDOM_WEIGHTS_BANNER
 
 from browser import Browser, chromium_path
 from conftest import SMALL_MODEL

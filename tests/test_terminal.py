@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from portproof import cli
-from portproof.result import RANDOM_WEIGHTS_BANNER
+from portproof.results import RANDOM_WEIGHTS_BANNER
 from portproof.terminal import ProgressDisplay
 
 from conftest import SMALL_MODEL

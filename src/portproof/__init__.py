@@ -1,10 +1,11 @@
 """portproof: prove that a model port computes the same thing as its reference, and time it.
 
-    from portproof import CheckConfig, run_check
+    from portproof import CheckConfig, Session, run_check
     result = run_check(CheckConfig())
 """
 
-from .compare import OutputComparison, Verdict, compare_outputs, judge
+from .backends.registry import register_backend
+from .compare import compare_outputs, judge
 from .config import (
     CheckConfig,
     Criteria,
@@ -17,9 +18,10 @@ from .config import (
     parse_target,
 )
 from .errors import PortproofError
-from .layers import LayerReport, compare_layers
-from .pipeline import run_check
-from .result import CheckResult, TargetResult
+from .layers import compare_layers
+from .models import register_family
+from .results import CheckResult, LayerReport, OutputComparison, TargetResult, Verdict
+from .session import Session, run_check
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,7 @@ __all__ = [
     "OutputComparison",
     "OutputSpec",
     "PortproofError",
+    "Session",
     "TargetResult",
     "TargetSpec",
     "TimingSpec",
@@ -42,5 +45,7 @@ __all__ = [
     "compare_outputs",
     "judge",
     "parse_target",
+    "register_backend",
+    "register_family",
     "run_check",
 ]

@@ -29,7 +29,7 @@ from .config import (
 from .errors import ConfigError, PortproofError, describe
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
-from .result import RANDOM_WEIGHTS_BANNER, CheckResult
+from .results import RANDOM_WEIGHTS_BANNER, CheckResult
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "env":
-            return print_environment()
+            return print_constraints() if args.constraints else print_environment()
         if args.command == "report":
             return run_report_command(args)
         return run_check_command(args, argv)
@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="compare a model on targets against a reference and write a report",
                                 description="Compare a model on one or more targets against a reference, time both, "
                                             "and write summary.json, accuracy_compare.log, report.md and report.html.")
-    commands.add_parser("env", help="show versions and which devices and backends are available")
+    env = commands.add_parser("env", help="show versions and which devices and backends are available")
+    env.add_argument("--constraints", action="store_true",
+                     help="print pip constraints holding torch (and torch_npu) at their installed versions, for "
+                          "`pip install -c <(portproof env --constraints) ...`")
     report = commands.add_parser("report", help="re-render report.md and report.html from a saved summary.json",
                                  description="Re-render report.md and report.html from the summary.json (and layers.json) "
                                              "in DIR, without running the model.")
@@ -192,7 +195,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
 
 
 def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
-    from .pipeline import run_check
+    from .session import run_check
     from .report import check_writable, plots, write_reports
     from .terminal import ProgressDisplay
 
@@ -239,6 +242,7 @@ def print_summary(result: CheckResult, written, quiet: bool = False, as_json: bo
 
 
 def print_environment() -> int:
+    from . import torch_pairing
     from .backends.registry import availability
     from .environment import collect
 
@@ -248,6 +252,19 @@ def print_environment() -> int:
         print(f"{key}: {value}")
     for name, state in availability():
         print(f"{name}: {state}")
+    for warning in torch_pairing.pairing_warnings(torch_pairing.read_installed()):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return EXIT_PASS
+
+
+def print_constraints() -> int:
+    from . import torch_pairing
+
+    lines = torch_pairing.constraint_lines(torch_pairing.read_installed())
+    if not lines:
+        raise PortproofError("pip does not know the installed torch (it has no package metadata), so no constraint "
+                             "can hold it; install by hand with care not to replace it")
+    print("\n".join(lines))
     return EXIT_PASS
 
 

@@ -7,11 +7,13 @@ files, devices or the terminal. All arithmetic is float64 on the CPU, whatever t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
 from .config import Criteria
+from .results.comparison import DiffHistogram, NonFiniteCounts, OutputComparison, TopKAgreement, Verdict
+from .rules import evaluate
 
 RELATIVE_TOLERANCES = (0.001, 0.005, 0.01)
 # Denominator floor of the elementwise relative error: |r| below it (zero, in practice) is replaced by it.
@@ -20,48 +22,6 @@ ZERO_REFERENCE_FLOOR = 1e-12
 # output and every run, so that histograms of two runs or two targets can be laid over each other.
 HISTOGRAM_DECADES = (-12, 6)
 HISTOGRAM_BINS_PER_DECADE = 4
-
-
-@dataclass(frozen=True)
-class NonFiniteCounts:
-    nan: int
-    inf: int
-
-    @property
-    def total(self) -> int:
-        return self.nan + self.inf
-
-
-@dataclass(frozen=True)
-class TopKAgreement:
-    """Class-index agreement for a classifier output, sample by sample."""
-
-    k: int
-    top1_match: bool  # every sample's top-1 class equal
-    topk_match: bool  # every sample's top-k set equal (order ignored)
-    top1_agreement: float  # share of samples whose top-1 is equal
-    topk_agreement: float
-    tie_aware_top1_match: bool  # top-1 equal, or a swap between near-tied reference logits
-    tie_aware_top1_agreement: float
-    forgiven_samples: tuple[int, ...]  # samples whose top-1 differs but was forgiven as a tie
-    mismatched_samples: tuple[int, ...]  # samples whose top-1 differs and was not forgiven
-
-
-@dataclass(frozen=True)
-class DiffHistogram:
-    """How |t − r| is distributed over the elements finite on both sides, in the fixed bins above.
-    Kept in the result so that plots are drawn without the tensors."""
-
-    edges: tuple[float, ...]  # increasing; bin i holds edges[i] <= |t − r| < edges[i + 1]
-    counts: tuple[int, ...]  # len(edges) - 1 bins
-    zero: int  # elements where t == r exactly
-    below: int  # 0 < |t − r| < edges[0]
-    above: int  # |t − r| >= edges[-1]
-    reference_rms: float  # sqrt(mean(r²)): an error of max_rel_l2 × this on every element gives rel_l2 = max_rel_l2
-
-    @property
-    def total(self) -> int:
-        return self.zero + self.below + self.above + sum(self.counts)
 
 
 def histogram_edges() -> tuple[float, ...]:
@@ -89,46 +49,6 @@ def diff_histogram(abs_diff: torch.Tensor, reference: torch.Tensor) -> DiffHisto
         above=int(per_index[len(edges)]),
         reference_rms=rms,
     )
-
-
-@dataclass(frozen=True)
-class OutputComparison:
-    """Every metric of one named output (README, "Metrics"). Metric fields are None when no element
-    is finite on both sides."""
-
-    name: str
-    reference_shape: tuple[int, ...]
-    target_shape: tuple[int, ...]
-    reference_nonfinite: NonFiniteCounts
-    target_nonfinite: NonFiniteCounts
-    nonfinite_samples: tuple[int, ...]  # samples where the target is NaN/Inf but the reference is finite
-    target_nonfinite_where_reference_finite: NonFiniteCounts = NonFiniteCounts(0, 0)
-    max_abs_diff: float | None = None
-    mean_abs_diff: float | None = None
-    max_rel_diff: float | None = None
-    rel_l2: float | None = None
-    cosine_similarity: float | None = None
-    min_sample_cosine: float | None = None
-    sample_cosine: tuple[float, ...] = ()
-    sample_rel_l2: tuple[float, ...] = ()
-    sample_max_abs_diff: tuple[float, ...] = ()
-    within_tolerance: dict[str, float] = field(default_factory=dict)  # "0.1%" -> share of elements
-    topk: TopKAgreement | None = None
-    # Noise floor, filled when a float64 reference ran: the fp32 reference's own rel_l2 against
-    # float64, the target's rel_l2 against float64, and the ratio of the two.
-    reference_rel_l2_vs_fp64: float | None = None
-    target_rel_l2_vs_fp64: float | None = None
-    noise_multiple: float | None = None
-    # The verdict rules applied to this output alone (see `assess`).
-    within_thresholds: bool = False  # cosine >= min_cosine and rel_l2 <= max_rel_l2
-    failures: tuple[str, ...] = ()
-    basis: str = ""
-    # |t − r| over the elements finite on both sides, binned (see DiffHistogram); None when none is.
-    abs_diff_histogram: DiffHistogram | None = None
-
-    @property
-    def shape_match(self) -> bool:
-        return self.reference_shape == self.target_shape
 
 
 def count_nonfinite(tensor: torch.Tensor) -> NonFiniteCounts:
@@ -257,52 +177,20 @@ def with_noise_floor(comparison: OutputComparison, reference_vs_fp64: float, tar
     )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    match_within_1_percent: bool  # every output: cosine >= min_cosine and rel_l2 <= max_rel_l2
-    failures: tuple[str, ...]  # one line per broken rule, empty when passed
-    basis: str  # the rules and the measured values they were applied to
-
-    @property
-    def status(self) -> str:
-        return "PASS" if self.passed else "FAIL"
-
-
 def assess(c: OutputComparison, criteria: Criteria) -> OutputComparison:
-    """Apply the README's verdict rules to one output: fill within_thresholds, failures and basis."""
-    if not c.shape_match:
-        failure = f"{c.name}: shape {list(c.target_shape)} differs from reference {list(c.reference_shape)}"
-        return replace(c, within_thresholds=False, failures=(failure,), basis=f"{c.name}: shapes differ")
-    failures: list[str] = []
-    if c.nonfinite_samples:
-        failures.append(
-            f"{c.name}: {c.target_nonfinite_where_reference_finite.nan} NaN and {c.target_nonfinite_where_reference_finite.inf} "
-            "Inf in the target where the reference "
-            f"is finite (samples {_list_samples(c.nonfinite_samples)})"
-        )
-    if c.cosine_similarity is None or c.rel_l2 is None:
-        failures.append(f"{c.name}: no element is finite on both sides")
-        return replace(c, within_thresholds=False, failures=tuple(failures), basis=f"{c.name}: nothing finite to compare")
-    cosine_ok = c.cosine_similarity >= criteria.min_cosine
-    rel_ok = c.rel_l2 <= criteria.max_rel_l2
-    parts = [
-        f"cosine_similarity={c.cosine_similarity:.6f} {'≥' if cosine_ok else '<'} {criteria.min_cosine:g}",
-        f"rel_l2={c.rel_l2:.3e} {'≤' if rel_ok else '>'} {criteria.max_rel_l2:g}",
-    ]
-    if not cosine_ok:
-        failures.append(f"{c.name}: cosine_similarity {c.cosine_similarity:.6f} is below {criteria.min_cosine:g}")
-    if not rel_ok:
-        failures.append(f"{c.name}: rel_l2 {c.rel_l2:.3e} is above {criteria.max_rel_l2:g}")
-    if c.topk is not None:
-        samples = len(c.sample_cosine)
-        agreed = round(c.topk.tie_aware_top1_agreement * samples)
-        parts.append(f"tie-aware top-1 agrees on {agreed}/{samples} samples")
-        if c.topk.forgiven_samples:
-            parts.append(f"near-tie swaps forgiven on samples {_list_samples(c.topk.forgiven_samples)}")
-        if not c.topk.tie_aware_top1_match:
-            failures.append(f"{c.name}: top-1 class differs on samples {_list_samples(c.topk.mismatched_samples)}")
-    return replace(c, within_thresholds=cosine_ok and rel_ok, failures=tuple(failures), basis=f"{c.name}: " + ", ".join(parts))
+    """Apply the rules in force (rules.py) to one output: fill outcomes, within_thresholds, failures and basis."""
+    rules = criteria.rules()
+    outcomes = evaluate(c, rules)
+    by_name = {rule.name: rule for rule in rules}
+    parts = [part for o in outcomes if (part := by_name[o.rule].basis(o, c)) is not None]
+    thresholds = [o for o in outcomes if o.rule in {rule.name for rule in criteria.threshold_rules()}]
+    return replace(
+        c,
+        outcomes=outcomes,
+        within_thresholds=bool(thresholds) and all(o.held for o in thresholds),
+        failures=tuple(by_name[o.rule].failure(o, c) for o in outcomes if not o.held),
+        basis=f"{c.name}: " + ", ".join(parts),
+    )
 
 
 def judge(comparisons: list[OutputComparison]) -> Verdict:
@@ -323,8 +211,3 @@ def judge(comparisons: list[OutputComparison]) -> Verdict:
 
 def _percent(tolerance: float) -> str:
     return f"{tolerance * 100:g}%"
-
-
-def _list_samples(indices: tuple[int, ...], limit: int = 8) -> str:
-    shown = ", ".join(str(i) for i in indices[:limit])
-    return shown + (f" and {len(indices) - limit} more" if len(indices) > limit else "")

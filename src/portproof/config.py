@@ -1,7 +1,8 @@
 """What a check is asked to do: frozen settings, each default stated once, here.
 
 The CLI builds these from argv and passes only what the user gave; the pipeline reads them and never
-changes them. `parse_target` turns the `[backend@]device[:index][/dtype]` syntax into a TargetSpec.
+changes them. `parse_target` turns the `[backend@]device[:index][/dtype]` syntax into a TargetSpec, checked
+against the registered backends.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
-BACKENDS = ("eager", "compile", "onnxruntime")
-DEVICES = ("cpu", "cuda", "npu", "xpu", "mps")
-DTYPES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
-ACCELERATORS = ("npu", "cuda", "xpu", "mps")
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,19 @@ class Criteria:
     min_cosine: float = 0.99
     max_rel_l2: float = 0.01
 
+    def rules(self) -> tuple:
+        """The rules in force, in the order they are checked and worded (rules.py)."""
+        from . import rules
+
+        return (rules.SameShape(), rules.FiniteWhereReferenceFinite(), rules.Comparable(),
+                *self.threshold_rules(), rules.TieAwareTop1())
+
+    def threshold_rules(self) -> tuple:
+        """The rules with a limit on a metric, which the layer pass applies to every module output."""
+        from . import rules
+
+        return (rules.MinCosine(self.min_cosine), rules.MaxRelL2(self.max_rel_l2))
+
 
 @dataclass(frozen=True)
 class TimingSpec:
@@ -93,7 +103,7 @@ class CheckConfig:
     weights: WeightsSpec = field(default_factory=WeightsSpec)
     inputs: InputSpec = field(default_factory=InputSpec)
     reference: TargetSpec = field(default_factory=TargetSpec)
-    targets: tuple[TargetSpec, ...] | None = None  # None: every accelerator present (see backends.registry)
+    targets: tuple[TargetSpec, ...] | None = None  # None: every accelerator present (see backends/registry.py)
     criteria: Criteria = field(default_factory=Criteria)
     timing: TimingSpec = field(default_factory=TimingSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
@@ -110,19 +120,16 @@ _TARGET_PATTERN = re.compile(
 
 
 def parse_target(text: str) -> TargetSpec:
-    """`[backend@]device[:index][/dtype]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`, `cuda/amp-bf16`."""
+    """`[backend@]device[:index][/dtype]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`, `cuda/amp-bf16`; the backend,
+    device and dtype must be ones a registered backend takes (backends/registry.py)."""
+    from .backends import registry
+
     match = _TARGET_PATTERN.match(text.strip().lower())
     if not match:
         raise ConfigError(
             f"cannot read target {text!r}: expected [backend@]device[:index][/dtype], e.g. npu:0/fp16 or onnxruntime@cpu"
         )
-    backend = match["backend"] or "eager"
-    device = match["device"]
-    dtype = match["dtype"] or "fp32"
-    for value, allowed, what in ((backend, BACKENDS, "backend"), (device, DEVICES, "device"), (dtype, DTYPES, "dtype")):
-        if value not in allowed:
-            raise ConfigError(f"unknown {what} {value!r} in target {text!r}; choose one of: {', '.join(allowed)}")
-    if backend == "onnxruntime" and dtype.startswith("amp-"):
-        raise ConfigError(f"target {text!r}: autocast ({dtype}) exists only in PyTorch; use fp16 or fp32 with onnxruntime")
     index = int(match["index"]) if match["index"] is not None else None
-    return TargetSpec(backend=backend, device=device, index=index, dtype=dtype)
+    spec = TargetSpec(backend=match["backend"] or "eager", device=match["device"], index=index,
+                      dtype=match["dtype"] or "fp32")
+    return registry.validate(spec, text)

@@ -1,5 +1,7 @@
-"""The input set both sides see: bundled photos or the user's images through the model's own
-preprocessing (timm's `create_transform` from the pretrained config), or seeded random tensors.
+"""The input set both sides see, by name: bundled photos or the user's images through the model's own
+preprocessing (timm's `create_transform` from the pretrained config), seeded random tensors, the tensors
+a user's `pkg.module:make_inputs` returns, or a mapping passed from Python. The model family chooses
+which of these its models take by default (models.ModelFamily.build_inputs).
 
 A folder may hold anything. Files that are not readable images (text, corrupt or truncated images, images
 above MAX_IMAGE_PIXELS) are skipped and listed with the reason; other colour modes become RGB as timm's
@@ -9,6 +11,7 @@ datasets make them (`Image.convert("RGB")`), except 16- and 32-bit integer image
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,26 +28,34 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 # "decompression bomb"). 10000 x 10000 is allowed; PIL's own guard (about 9459 x 9459) is not used instead.
 MAX_IMAGE_PIXELS = 10_000 * 10_000
 WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 @dataclass(frozen=True)
 class InputSet:
-    tensor: torch.Tensor  # [num_samples, C, H, W], float32, on the CPU
-    kind: str  # "images" | "random" | "directory"
-    sources: tuple[str, ...]  # one file name per sample (empty for random inputs)
+    tensors: dict[str, torch.Tensor]  # name -> [num_samples, ...] on the CPU, in the order the model takes them
+    kind: str  # "images" | "random" | "directory" | "callable" | "given"
+    sources: tuple[str, ...]  # one file name per sample (empty for generated inputs)
     skipped: tuple[str, ...]  # files that could not be read, with the reason
     preprocessing: dict[str, Any]
     seed: int
+    labels: tuple[int, ...] | None = None  # one class index per sample, when the inputs are labelled
 
-    def batches(self, batch_size: int) -> list[torch.Tensor]:
-        return list(torch.split(self.tensor, batch_size))
+    @property
+    def num_samples(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def batches(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
+        """Consecutive slices of every input, `batch_size` samples each (the last may be shorter)."""
+        return [{name: tensor[start:start + batch_size] for name, tensor in self.tensors.items()}
+                for start in range(0, self.num_samples, batch_size)]
 
 
-def build(spec: InputSpec, data_config: dict[str, Any]) -> InputSet:
+def images(spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
+    """The bundled photos (`images`) or a folder of the user's, through timm's transform for `data_config`,
+    as one input called `name`; seeded standard-normal tensors of the configured size for `random`."""
     if spec.source == "random":
-        generator = torch.Generator().manual_seed(spec.seed)
-        tensor = torch.randn((spec.num_samples, *data_config["input_size"]), generator=generator)
-        return InputSet(tensor, "random", (), (), {"distribution": "standard normal"}, spec.seed)
+        return random_inputs(spec, {name: tuple(data_config["input_size"])})
     if spec.source == "images":
         files = sorted(p for p in resources.files("portproof").joinpath("data/images").iterdir() if _is_image(p))
         kind = "images"
@@ -54,10 +65,49 @@ def build(spec: InputSpec, data_config: dict[str, Any]) -> InputSet:
             raise InputError(f"--inputs {spec.source}: not a directory; use images, random, or a folder of images")
         files = sorted(p for p in directory.iterdir() if p.is_file())
         kind = "directory"
-    return _from_files(files, kind, spec, data_config)
+    return _from_files(files, kind, spec, data_config, name)
 
 
-def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, Any]) -> InputSet:
+def random_inputs(spec: InputSpec, shapes: dict[str, tuple[int, ...]]) -> InputSet:
+    """Seeded standard-normal float32 inputs, `spec.num_samples` of each per-sample shape."""
+    generator = torch.Generator().manual_seed(spec.seed)
+    tensors = {name: torch.randn((spec.num_samples, *shape), generator=generator) for name, shape in shapes.items()}
+    return InputSet(tensors, "random", (), (), {"distribution": "standard normal"}, spec.seed)
+
+
+def is_callable_spec(source: str) -> bool:
+    """`pkg.module:function`, the way a model factory is named."""
+    return CALLABLE_SPEC.match(source) is not None
+
+
+def from_callable(spec: InputSpec) -> InputSet:
+    """Inputs from the user's `pkg.module:make_inputs(num_samples, seed)`, which returns {name: tensor}."""
+    from .families.python import import_object
+
+    make = import_object(spec.source, InputError, "inputs")
+    try:
+        made = make(spec.num_samples, spec.seed)
+    except Exception as error:
+        raise InputError(f"inputs {spec.source}(num_samples={spec.num_samples}, seed={spec.seed}) raised "
+                         f"{describe(error)}") from None
+    return given(made, "callable", spec.seed, {"callable": spec.source})
+
+
+def given(inputs: Any, kind: str = "given", seed: int = 0, preprocessing: dict[str, Any] | None = None) -> InputSet:
+    """An InputSet from a caller's tensor or {name: tensor}: each on the CPU, with the same number of samples."""
+    if isinstance(inputs, torch.Tensor):
+        inputs = {"input": inputs}
+    if not isinstance(inputs, dict) or not inputs or not all(isinstance(v, torch.Tensor) for v in inputs.values()):
+        raise InputError(f"inputs must be a tensor or a non-empty dict of tensors, got {type(inputs).__name__}")
+    tensors = {str(name): tensor.detach().cpu() for name, tensor in inputs.items()}
+    counts = {name: (tensor.shape[0] if tensor.dim() else 0) for name, tensor in tensors.items()}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise InputError(f"every input needs the same number of samples in dimension 0, got "
+                         f"{', '.join(f'{n} {c}' for n, c in counts.items())}")
+    return InputSet(tensors, kind, (), (), dict(preprocessing or {}), seed)
+
+
+def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
     from timm.data import create_transform
 
     transform = create_transform(**data_config)
@@ -85,7 +135,7 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
     preprocessing = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()}
     if converted:
         preprocessing["converted_to_rgb"] = converted
-    return InputSet(torch.stack(tensors), kind, tuple(sources), tuple(skipped), preprocessing, spec.seed)
+    return InputSet({name: torch.stack(tensors)}, kind, tuple(sources), tuple(skipped), preprocessing, spec.seed)
 
 
 def read_rgb(path) -> tuple[Any, str | None]:

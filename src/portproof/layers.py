@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Mapping
 
 import greenlet
 import torch
@@ -30,83 +30,29 @@ from torch import nn
 
 from .backends.torch_eager import EagerBackend
 from .config import Criteria, TargetSpec
-from .errors import ConfigError, PortproofError, describe
+from .results.layers import LayerMetrics, LayerReport, LayerRow
+from .errors import ConfigError, LayerPassError, PortproofError, describe
+from .models import first_argument
 
 MEMO_SIZE = 8  # recent tensor pairs remembered, to recognise pass-through modules
 TOP_COUNT = 10
 ROOT_NAME = "(model)"
 
 
-@dataclass(frozen=True)
-class LayerMetrics:
-    """One module output of one mode. Metric fields are None when the module raised or was not reached."""
-
-    cosine: float | None = None
-    rel_l2: float | None = None
-    max_abs_diff: float | None = None
-    mean_abs_diff: float | None = None
-    reference_nonfinite: int = 0
-    target_nonfinite: int = 0
-    target_shape: tuple[int, ...] = ()
-    target_dtype: str = ""
-    error: str | None = None  # the module raised (its message), or why it was not compared
-    reference_norm: float | None = None  # ‖reference output‖₂ over the finite elements: the scale of the errors
-
-    def diverges(self, criteria: Criteria) -> bool:
-        if self.error is not None:
-            return not self.error.startswith("not ")  # it raised or changed shape; "not reached" is no verdict
-        return (
-            self.target_nonfinite > self.reference_nonfinite
-            or self.cosine is None
-            or self.cosine < criteria.min_cosine
-            or self.rel_l2 > criteria.max_rel_l2
-        )
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    order: int  # when the module's output was produced, from 0
-    name: str  # qualified module name, `name#k` for the k-th call
-    element: str  # "" for a tensor output; "[0]", "[1]" or "[key]" for a tuple / dict element
-    module_type: str
-    shape: tuple[int, ...]
-    dtype: str
-    accumulated: LayerMetrics
-    local: LayerMetrics
-
-    @property
-    def label(self) -> str:
-        return self.name + self.element
-
-
-@dataclass(frozen=True)
-class LayerReport:
-    target: str
-    samples: int
-    criteria: Criteria
-    rows: tuple[LayerRow, ...]
-    first_divergent: str | None  # local mode: the culprit
-    first_divergent_accumulated: str | None
-    worst_local: tuple[str, ...]  # up to TOP_COUNT labels, largest local rel_l2 first
-    notes: tuple[str, ...] = ()
-
-    def row(self, label: str) -> LayerRow | None:
-        return next((r for r in self.rows if r.label == label), None)
-
-
 def compare_layers(
     reference_model: nn.Module,
     target_model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: torch.Tensor | Mapping[str, torch.Tensor],
     target: TargetSpec | str = TargetSpec(),
     criteria: Criteria = Criteria(),
     notes: tuple[str, ...] = (),
 ) -> LayerReport:
-    """Compare two models with the same module names, module by module, on one batch of CPU inputs.
+    """Compare two models with the same module names, module by module, on one batch of inputs.
 
-    `reference_model` runs as given, on the device and in the dtype where it is, and `inputs` must be
-    there too; a copy of `target_model` runs on the target's device and dtype. Neither model is changed
-    (the reference is put in eval mode).
+    `inputs` is {name: tensor}, passed by keyword (`model(**inputs)`), or one tensor, passed as the forward's
+    first argument. `reference_model` runs as given, on the device and in the dtype where it is, and `inputs`
+    must be there too; a copy of `target_model` runs on the target's device and dtype (floating inputs cast
+    to it, integer ones as they are). Neither model is changed (the reference is put in eval mode).
     """
     from .config import parse_target
 
@@ -114,11 +60,14 @@ def compare_layers(
     if spec.backend != "eager":
         raise ConfigError(f"compare_layers runs eager PyTorch targets; got {spec.label}")
     check_same_names(reference_model, target_model)
+    if isinstance(inputs, torch.Tensor):
+        inputs = {first_argument(reference_model): inputs}
     backend = EagerBackend(spec)
     backend.prepare(target_model, inputs)  # a copy, on the target's device and dtype
-    session = _Session(reference_model.eval(), backend, inputs)  # hooks are removed when it ends
+    session = _Session(reference_model.eval(), backend, dict(inputs))  # hooks are removed when it ends
     rows = session.run()
-    return report_from_rows(spec.label, inputs.shape[0], criteria, rows, notes + session.notes)
+    samples = next(iter(inputs.values())).shape[0]
+    return report_from_rows(spec.label, samples, criteria, rows, notes + session.notes)
 
 
 def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> None:
@@ -319,7 +268,7 @@ class _Session:
 
     ACCUMULATED, LOCAL = 0, 1
 
-    def __init__(self, reference: nn.Module, backend: EagerBackend, inputs: torch.Tensor):
+    def __init__(self, reference: nn.Module, backend: EagerBackend, inputs: dict[str, torch.Tensor]):
         self.reference = reference
         self.backend = backend
         self.inputs = inputs
@@ -344,7 +293,7 @@ class _Session:
             if isinstance(error, (PortproofError, KeyboardInterrupt)):
                 raise error
             role = {-1: "reference", self.ACCUMULATED: "accumulated", self.LOCAL: "local"}[index]
-            raise PortproofError(f"the layer pass failed in its {role} run: {describe(error)}")
+            raise LayerPassError(f"the layer pass failed in its {role} run: {describe(error)}")
         return self._rows()
 
     @property
@@ -381,7 +330,7 @@ class _Session:
 
     def _run_reference(self) -> None:
         self.roles[greenlet.getcurrent()] = SimpleNamespace(counts={}, stack=[])
-        self.reference(self.inputs)
+        self.reference(**self.inputs)
 
     # --- targets: accumulated and local passes -------------------------------------------------------------
 
@@ -409,7 +358,7 @@ class _Session:
     def _run_target(self, mode: int) -> None:
         self.roles[greenlet.getcurrent()] = SimpleNamespace(mode=mode, counts={}, stack=[], memo={}, casts={}, raised=None)
         try:
-            self.backend.model(self.backend.place(self.inputs))
+            self.backend.model(**self.backend.place(self.inputs))
         except _Aborted:
             pass
 
@@ -417,7 +366,7 @@ class _Session:
         """Read the next event, which must be `kind` of `key`, and apply `use` to its value."""
         event = self.relay.get()
         if (event.kind, event.key) != (kind, key):
-            raise PortproofError(
+            raise LayerPassError(
                 f"the target's modules ran in another order than the reference's: the reference's next is "
                 f"{event.kind} of {event.key}, the target's {kind} of {key}; models with data-dependent control flow "
                 "cannot be compared module by module"

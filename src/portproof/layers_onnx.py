@@ -14,49 +14,54 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from .backends.base import cast_inputs
+from .backends.onnx_export import EXPORT_SCOPE, export
 from .config import Criteria, TargetSpec
-from .errors import PortproofError
+from .errors import LayerPassError
+from .models import first_argument
 from .layers import ROOT_NAME, LayerMetrics, LayerReport, LayerRow, layer_metrics, report_from_rows, tensor_elements
 
 LOCAL_UNAVAILABLE = LayerMetrics(error="not available: an ONNX graph cannot feed one module the reference's input")
 
 
-def compare_layers_onnx(reference_model: nn.Module, inputs: torch.Tensor, target: TargetSpec, criteria: Criteria,
-                        notes: tuple[str, ...] = ()) -> LayerReport:
+def compare_layers_onnx(reference_model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor], target: TargetSpec,
+                        criteria: Criteria, notes: tuple[str, ...] = ()) -> LayerReport:
+    """`inputs` as for layers.compare_layers: {name: tensor} passed by keyword, or one tensor."""
     import onnx
-    import onnxruntime
 
-    from .backends.onnxruntime import EXPORT_DTYPES, OnnxRuntimeBackend, export
+    from .backends.onnxruntime import EXPORT_DTYPES, open_session, probe
 
-    backend = OnnxRuntimeBackend(target)  # checks that the execution provider is there
+    provider = probe(target)  # checks that the execution provider is there
+    if isinstance(inputs, torch.Tensor):
+        inputs = {first_argument(reference_model): inputs}
     dtype = EXPORT_DTYPES[target.dtype]
     reference_model = reference_model.eval()
     with tempfile.TemporaryDirectory(prefix="portproof-layers-") as workdir:
         path = Path(workdir) / "model.onnx"
-        exporter = export(copy.deepcopy(reference_model).to(dtype), inputs[:1].to(dtype), path)
-        if "TorchScript" not in exporter:
-            raise PortproofError(f"the layer pass maps ONNX values to modules through the TorchScript exporter's node "
-                                 f"names; this torch has only {exporter}")
+        first = {name: tensor[:1] for name, tensor in inputs.items()}
+        graph = export(copy.deepcopy(reference_model).to(dtype), cast_inputs(first, "cpu", dtype), path)
+        if "TorchScript" not in graph.exporter:
+            raise LayerPassError(f"the layer pass maps ONNX values to modules through the TorchScript exporter's node "
+                                 f"names; this torch has only {graph.exporter}")
         graph_model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-        values = module_values(graph_model.graph, module_scopes(reference_model))
+        values = module_values(graph_model.graph, module_scopes(reference_model, EXPORT_SCOPE))
         typed = {info.name: info for info in (*graph_model.graph.value_info, *graph_model.graph.output)}
         mapped = {module: value for module, value in values.items() if value in typed}
         existing = {output.name for output in graph_model.graph.output}
         graph_model.graph.output.extend(typed[v] for v in dict.fromkeys(mapped.values()) if v not in existing)
         onnx.save(graph_model, str(path))
-        options = {"device_id": target.index or 0} if target.device != "cpu" else {}
-        session = onnxruntime.InferenceSession(str(path), providers=[(backend.provider, options)])
-        if session.get_providers()[0] != backend.provider:  # a silent CPU fallback would measure something else
-            raise PortproofError(f"onnxruntime fell back to {session.get_providers()[0]} instead of {backend.provider}")
+        session = open_session(path, target, provider)  # a silent CPU fallback would measure something else
         names = [output.name for output in session.get_outputs()]
-        results = session.run(names, {session.get_inputs()[0].name: inputs.to("cpu", dtype).numpy()})
+        feed = {name: tensor.numpy() for name, tensor in cast_inputs(inputs, "cpu", dtype).items()}
+        results = session.run(names, feed)
     target_values = {name: torch.from_numpy(np.asarray(value)) for name, value in zip(names, results)}
-    target_values[ROOT_NAME] = target_values[names[0]]  # the graph's own output is the model's
+    target_values[ROOT_NAME] = target_values[names[0]]  # the graph's first output is the model's
 
     rows: list[LayerRow] = []
     calls: dict[str, int] = {}
@@ -79,21 +84,22 @@ def compare_layers_onnx(reference_model: nn.Module, inputs: torch.Tensor, target
                for name, module in reference_model.named_modules()]
     try:
         with torch.no_grad():
-            reference_model(inputs)
+            reference_model(**inputs)
     finally:
         for handle in handles:
             handle.remove()
     notes = notes + (
-        f"onnxruntime target: accumulated mode only, through the graph's intermediate values ({exporter}); "
+        f"onnxruntime target: accumulated mode only, through the graph's intermediate values ({graph.exporter}); "
         f"{len(rows) - len(unmapped)} of {len(rows)} module outputs mapped",
     )
     if unmapped:
         notes += (f"not mapped to a graph value: {', '.join(unmapped[:12])}" + (" ..." if len(unmapped) > 12 else ""),)
-    return report_from_rows(target.label, inputs.shape[0], criteria, rows, notes)
+    return report_from_rows(target.label, next(iter(inputs.values())).shape[0], criteria, rows, notes)
 
 
-def module_scopes(model: nn.Module) -> dict[str, str]:
-    """The exporter's scope of each module: its path, a numbered child written `parent.N` (`blocks.0`)."""
+def module_scopes(model: nn.Module, prefix: str = "") -> dict[str, str]:
+    """The exporter's scope of each module: its path, a numbered child written `parent.N` (`blocks.0`), under
+    `prefix` (the scope of the wrapper the model was exported in)."""
     scopes = {}
     for name, _ in model.named_modules():
         if not name:
@@ -101,7 +107,7 @@ def module_scopes(model: nn.Module) -> dict[str, str]:
         components: list[str] = []
         for part in name.split("."):
             components.append(f"{components[-1].split('.')[0]}.{part}" if part.isdigit() and components else part)
-        scopes[name] = "/" + "/".join(components)
+        scopes[name] = prefix + "/" + "/".join(components)
     return scopes
 
 

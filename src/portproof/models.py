@@ -1,23 +1,29 @@
-"""Model families: how a name becomes a module with its weights, preprocessing and named outputs.
+"""Model families: how a name becomes a module with its weights, its inputs and named outputs.
 
-A family knows its own names, builds an uninitialised architecture, says which hub repository holds its
-pretrained weights and how to preprocess images, and wraps the model so that one forward returns every
-output we compare. The pipeline sees only `load()` and `LoadedModel`; adding a family (Hugging Face
-transformers, say) means adding a class here and listing it in FAMILIES.
+A family is a class decorated with `register_family(name)` and reached through the `portproof.families`
+entry-point group (portproof's own are declared in its pyproject.toml, as a third party declares its
+own). It says which names it takes (`matches`), resolves one, loads the module with its weights, and
+builds the default inputs its models take. The session sees only `load()` and `LoadedModel`.
+
+Every loaded model is called by keyword, `module(**inputs)`, and returns {output name: tensor}.
 """
 
 from __future__ import annotations
 
-import difflib
+import inspect
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from .config import ModelSpec, WeightsSpec
-from .errors import ModelNotFoundError
-from .weights import WeightsProvenance, load_weights
+from .config import InputSpec, ModelSpec, WeightsSpec
+from .errors import ModelNotFoundError, PortproofError, describe
+from .results import WeightsProvenance
+
+ENTRY_POINT_GROUP = "portproof.families"
 
 
 @dataclass(frozen=True)
@@ -38,142 +44,125 @@ class ModelIdentity:
 @dataclass
 class LoadedModel:
     identity: ModelIdentity
-    module: nn.Module  # in eval mode, on the CPU, fp32; forward(x) returns a tuple in `output_names` order
+    module: nn.Module  # in eval mode, on the CPU, fp32; module(**inputs) returns {output name: tensor}
     network: nn.Module  # the family's own model inside `module`: what the layer pass walks, by its module names
-    output_names: tuple[str, ...]
-    classifier_output: str | None  # the output whose argmax is a class (top-k agreement applies)
-    data_config: dict[str, Any]  # the preprocessing the pretrained weights expect
+    classifier_output: str | None  # the output whose argmax is a class (top-k agreement applies), when present
+    data_config: dict[str, Any]  # the preprocessing the pretrained weights expect ({} when none is known)
     provenance: WeightsProvenance
     num_parameters: int
+    family: "ModelFamily"
+    notes: tuple[str, ...] = ()  # what the user should know about how the model was loaded
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelFamily(Protocol):
     name: str
 
-    def resolve(self, requested: str) -> ModelIdentity: ...
-
-    def build(self, identity: ModelIdentity) -> nn.Module: ...
-
-    def wrap(self, model: nn.Module) -> tuple[nn.Module, tuple[str, ...], str | None]: ...
-
-    def data_config(self, model: nn.Module) -> dict[str, Any]: ...
-
-
-class ClassifierOutputs(nn.Module):
-    """Runs a timm classifier once and returns (logits, pre-logits features).
-
-    The features are what the head sees just before its last linear layer: the 192-wide vector that
-    the original vit_tiny report compared; the logits are what a user of the classifier gets.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.model.forward_features(x)
-        features = self.model.forward_head(tokens, pre_logits=True)
-        logits = self.model.forward_head(tokens)
-        return logits, features
-
-
-class TimmFamily:
-    name = "timm"
+    def matches(self, requested: str) -> bool:
+        """Whether `requested` is spelled as this family's names are (syntax only: no import, no lookup)."""
 
     def resolve(self, requested: str) -> ModelIdentity:
-        import timm
+        """The identity of a name it matches; ModelNotFoundError saying why when there is none."""
 
-        name = requested.strip()
-        for prefix in ("hf-hub:", "hf_hub:"):
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-        owner = None
-        if "/" in name:
-            owner, name = name.split("/", 1)
-            if owner != "timm":
-                raise ModelNotFoundError(
-                    f"model {requested!r}: only timm's own hub repositories (timm/...) can be resolved offline; "
-                    f"pass the timm architecture name and --weights PATH for the checkpoint"
-                )
-        architecture, _, tag = name.partition(".")
-        if not timm.is_model(architecture):
-            raise ModelNotFoundError(f"unknown model {requested!r}{_suggest(architecture, timm.list_models())}")
+    def load(self, identity: ModelIdentity, weights: WeightsSpec) -> LoadedModel:
+        """The module with its weights (weights.py does the finding and loading), wrapped to name its outputs."""
+
+    def build_inputs(self, loaded: LoadedModel, spec: InputSpec):
+        """The default inputs (inputs.InputSet) for `spec.source` "images", "random" or a folder."""
+
+
+def register_family(name: str):
+    """Class decorator: declare a model family under `name`."""
+
+    def decorate(cls: type) -> type:
+        cls.name = name
+        return cls
+
+    return decorate
+
+
+@cache
+def families() -> tuple[ModelFamily, ...]:
+    """Every registered family (one instance each), read once per process from the entry points."""
+    found = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            config = timm.models.get_pretrained_cfg(f"{architecture}.{tag}" if tag else architecture)
-        except RuntimeError:  # timm's answer to a tag it does not know
-            tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{architecture}.*")]
-            raise ModelNotFoundError(
-                f"model {architecture!r} has no pretrained tag {tag!r}; known tags: {', '.join(tags) or 'none'}"
-            )
-        hub_repo = config.hf_hub_id if config is not None else None
-        resolved_tag = tag or (config.tag if config is not None else None) or None
-        return ModelIdentity(self.name, requested, architecture, resolved_tag, hub_repo)
-
-    def build(self, identity: ModelIdentity) -> nn.Module:
-        import timm
-
-        return timm.create_model(identity.full_name, pretrained=False)
-
-    def wrap(self, model: nn.Module) -> tuple[nn.Module, tuple[str, ...], str | None]:
-        if getattr(model, "num_classes", 0):
-            return ClassifierOutputs(model), ("logits", "features"), "logits"
-        return _FeaturesOnly(model), ("features",), None
-
-    def data_config(self, model: nn.Module) -> dict[str, Any]:
-        import timm.data
-
-        return dict(timm.data.resolve_data_config({}, model=model))
-
-
-class _FeaturesOnly(nn.Module):
-    """A timm model without a classifier (num_classes=0): its pooled features are its only output."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.model(x),)
-
-
-FAMILIES: tuple[ModelFamily, ...] = (TimmFamily(),)
+            found.append(point.load()())
+        except Exception as error:
+            raise PortproofError(f"the model family plugin {point.name!r} ({point.value}) cannot be loaded: "
+                                 f"{describe(error)}; fix or uninstall it") from None
+    if not found:
+        raise PortproofError("no model family is registered: portproof's entry points are missing from this "
+                             "environment; reinstall it (pip install -e . from its folder, or pip install portproof)")
+    return tuple(found)
 
 
 def resolve(spec: ModelSpec) -> tuple[ModelFamily, ModelIdentity]:
-    """The first family that knows the name; the error lists every family's reason when none does."""
+    """The first family whose spelling the name has; its error when it does not know the name."""
     reasons = []
-    for family in FAMILIES:
+    for family in families():
+        if not family.matches(spec.name):
+            continue
         try:
             return family, family.resolve(spec.name)
         except ModelNotFoundError as error:
-            reasons.append(str(error))
-    raise ModelNotFoundError("; ".join(reasons))
+            reasons.append(error)
+    if len(reasons) == 1:
+        raise reasons[0]
+    if not reasons:
+        raise ModelNotFoundError(f"no model family takes the name {spec.name!r} (families: "
+                                 f"{', '.join(f.name for f in families())})")
+    raise ModelNotFoundError("; ".join(str(r) for r in reasons))
 
 
 def load(spec: ModelSpec, weights: WeightsSpec) -> LoadedModel:
-    """Resolve the name, build the architecture, load its weights (see weights.py), wrap it for comparison."""
     family, identity = resolve(spec)
-    torch.manual_seed(weights.seed)  # the random initialisation, when no weights are found, is reproducible
-    model = family.build(identity)
-    provenance = load_weights(model, identity.full_name, identity.hub_repo, weights)
-    model.eval()
-    wrapped, output_names, classifier_output = family.wrap(model)
-    wrapped.eval()
-    return LoadedModel(
-        identity=identity,
-        module=wrapped,
-        network=model,
-        output_names=output_names,
-        classifier_output=classifier_output,
-        data_config=family.data_config(model),
-        provenance=provenance,
-        num_parameters=sum(p.numel() for p in model.parameters()),
-    )
+    return family.load(identity, weights)
 
 
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    if close:
-        return f"; did you mean: {', '.join(close)}?"
-    return "; run `python -c \"import timm; print(timm.list_models('*vit*'))\"` to list timm's names"
+def seeded_build(build, seed: int):
+    """`build()` under torch's global generator seeded with `seed` (a random initialisation is reproducible),
+    with the caller's generator state restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def first_argument(model: nn.Module) -> str:
+    """The name of the forward's first parameter: what a single default input is called."""
+    parameters = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return parameters[0].name if parameters else "input"
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def named_outputs(outputs: Any) -> dict[str, torch.Tensor]:
+    """A forward's outputs by name: a mapping's tensors by key (None values dropped, as in a Hugging Face
+    ModelOutput); one tensor as "output"; a tuple or list as output_0, output_1, ..."""
+    if isinstance(outputs, torch.Tensor):
+        return {"output": outputs}
+    if isinstance(outputs, dict):
+        named = {str(k): v for k, v in outputs.items() if v is not None}
+    elif isinstance(outputs, (tuple, list)):
+        named = {f"output_{i}": v for i, v in enumerate(outputs)}
+    else:
+        raise TypeError(f"the model returned {type(outputs).__name__}; portproof compares a tensor, or a tuple, "
+                        "list or dict of tensors")
+    not_tensors = [k for k, v in named.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise TypeError(f"the model's outputs {', '.join(not_tensors)} are not tensors; return tensors only")
+    return named
+
+
+class NamedOutputs(nn.Module):
+    """Any model, called by keyword, with its outputs named (named_outputs)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return named_outputs(self.model(**inputs))

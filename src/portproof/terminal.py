@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .result import RANDOM_WEIGHTS_BANNER, CheckResult
+from .results import RANDOM_WEIGHTS_BANNER, CheckResult
 
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow"}
 

@@ -4,36 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import TimingSpec
-
-HIGH_SPREAD_CV = 0.10  # a coefficient of variation above this earns a warning
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Per-batch latency in milliseconds."""
-
-    batch_size: int
-    warmup: int
-    iters: int
-    cold_ms: float | None  # the very first forward (lazy initialisation, compilation)
-    mean_ms: float
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    min_ms: float
-    max_ms: float
-    std_ms: float
-    cv: float  # std / mean
-    throughput_samples_per_s: float
-    samples_ms: tuple[float, ...]
-
-    @property
-    def high_spread(self) -> bool:
-        return self.cv > HIGH_SPREAD_CV
+from .results.check import HIGH_SPREAD_CV, LatencyStats  # noqa: F401  (tests read both here)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -20,27 +20,10 @@ from torch import nn
 
 from .config import WeightsSpec
 from .errors import WeightsError, describe, first_line
+from .results.check import WeightsProvenance
 
 CHECKPOINT_FILES = ("model.safetensors", "pytorch_model.bin")
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
-
-
-@dataclass(frozen=True)
-class WeightsProvenance:
-    source_kind: str  # "file" | "modelscope-cache" | "hf-cache" | "hf-download" | "random"
-    pretrained_used: bool
-    local_weight_used: bool  # read from this machine's disk without downloading in this run
-    path: str | None = None
-    file_size: int | None = None
-    sha256: str | None = None
-    hub_repo: str | None = None
-    missing_keys: tuple[str, ...] = ()
-    unexpected_keys: tuple[str, ...] = ()
-    partial_allowed: bool = False
-    pickle_trusted: bool = False  # the checkpoint was unpickled with weights_only=False (--trust-pickle)
-    nonfinite_tensors: tuple[str, ...] = ()  # "<key>: <n> NaN, <m> Inf", loaded under --allow-nonfinite-weights
-    random_seed: int | None = None
-    searched: tuple[str, ...] = ()  # every place looked at, in order, with what was found there
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -11,16 +11,24 @@ from ..config import TargetSpec
 from ..errors import DeviceUnavailableError
 
 
+# Inputs and outputs travel by name: {"x": images} for a timm model, {"input_ids": ..., "attention_mask": ...}
+# for a text model. Dimension 0 of every tensor is the sample dimension.
+Tensors = Mapping[str, torch.Tensor]
+
+
 class Backend(Protocol):
+    """One way of running a model (registered with registry.register_backend). Everything callers use is here."""
+
     spec: TargetSpec
 
-    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
-        """Take a CPU fp32 model (the backend copies it; the caller's stays untouched)."""
+    def prepare(self, model: nn.Module, example: Tensors) -> None:
+        """Take a CPU fp32 model whose forward(**inputs) returns {output name: tensor}; the backend copies (or
+        exports) it, and the caller's stays untouched. `example` is one CPU batch."""
 
-    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One forward of a CPU fp32 batch; outputs come back on the CPU, in the model's output order."""
+    def run(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        """One forward of a CPU batch; the outputs by name, on the CPU, in the model's order."""
 
-    def step(self, batch: torch.Tensor) -> Callable[[], Any]:
+    def step(self, batch: Tensors) -> Callable[[], Any]:
         """A forward with the batch already placed on the device: what the latency figures time."""
 
     def synchronize(self) -> None:
@@ -28,6 +36,12 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """What ran: backend, device name, dtype, runtime versions."""
+
+
+def cast_inputs(batch: Tensors, device: torch.device | str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Each input on `device`; floating ones in `dtype`, the others (token ids, masks) as they are."""
+    return {name: tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+            for name, tensor in batch.items()}
 
 
 def check_device(device: str, index: int | None) -> None:

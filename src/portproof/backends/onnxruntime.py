@@ -1,12 +1,11 @@
-"""ONNX Runtime: the model is exported to ONNX once, then run by an InferenceSession whose execution
-provider matches the target's device. The session must really use that provider: a silent fall back to
-the CPU would measure something other than what was asked, so it is an error."""
+"""ONNX Runtime: the model is exported to ONNX once (onnx_export.py), then run by an InferenceSession whose
+execution provider matches the target's device. The session must really use that provider: a silent fall
+back to the CPU would measure something other than what was asked, so it is an error."""
 
 from __future__ import annotations
 
 import copy
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,58 +14,68 @@ import torch
 from torch import nn
 
 from ..config import TargetSpec
-from ..errors import ConfigError, DeviceUnavailableError
-from .base import cpu_name
+from ..errors import DeviceUnavailableError
+from .base import Tensors, cast_inputs, cpu_name
+from .onnx_export import export
+from .registry import register_backend
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "npu": "CANNExecutionProvider"}
 INSTALL_HINT = {"cuda": "pip install onnxruntime-gpu", "npu": "install onnxruntime built with the CANN execution provider"}
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
+def probe(spec: TargetSpec) -> str:
+    """The execution provider for the spec's device, or DeviceUnavailableError naming what is missing."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DeviceUnavailableError("onnxruntime is not installed; pip install onnxruntime") from None
+    provider = PROVIDERS[spec.device]
+    if provider not in onnxruntime.get_available_providers():
+        raise DeviceUnavailableError(
+            f"this onnxruntime has no {provider} (it has {', '.join(onnxruntime.get_available_providers())}); "
+            f"{INSTALL_HINT.get(spec.device, 'install an onnxruntime build with it')}"
+        )
+    return provider
+
+
+def open_session(path: Path, spec: TargetSpec, provider: str):
+    """An InferenceSession on the spec's device that really uses `provider`."""
+    import onnxruntime
+
+    options = {"device_id": spec.index or 0} if spec.device != "cpu" else {}
+    session = onnxruntime.InferenceSession(str(path), providers=[(provider, options)])
+    used = session.get_providers()[0]
+    if used != provider:
+        raise DeviceUnavailableError(f"onnxruntime fell back to {used} instead of {provider}; check its installation")
+    return session
+
+
+@register_backend("onnxruntime", devices=tuple(PROVIDERS), dtypes=tuple(EXPORT_DTYPES), layer_pass="graph", probe=probe)
 class OnnxRuntimeBackend:
     def __init__(self, spec: TargetSpec):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise DeviceUnavailableError("onnxruntime is not installed; pip install onnxruntime") from None
-        if spec.device not in PROVIDERS:
-            raise ConfigError(f"onnxruntime runs on {', '.join(PROVIDERS)}, not {spec.device!r}")
-        if spec.dtype not in EXPORT_DTYPES:
-            raise ConfigError(f"onnxruntime targets take fp32 or fp16, not {spec.dtype!r}")
-        provider = PROVIDERS[spec.device]
-        if provider not in onnxruntime.get_available_providers():
-            raise DeviceUnavailableError(
-                f"this onnxruntime has no {provider} (it has {', '.join(onnxruntime.get_available_providers())}); "
-                f"{INSTALL_HINT.get(spec.device, 'install an onnxruntime build with it')}"
-            )
         self.spec = spec
-        self.provider = provider
+        self.provider = probe(spec)
         self.session = None
-        self.exporter = ""
+        self.graph = None
         self._workdir = tempfile.TemporaryDirectory(prefix="portproof-onnx-")
 
-    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
-        import onnxruntime
-
+    def prepare(self, model: nn.Module, example: Tensors) -> None:
         dtype = EXPORT_DTYPES[self.spec.dtype]
         path = Path(self._workdir.name) / "model.onnx"
-        self.exporter = export(copy.deepcopy(model).to(dtype).eval(), example.to(dtype), path)
+        self.graph = export(copy.deepcopy(model).to(dtype).eval(), cast_inputs(example, "cpu", dtype), path)
         self.model_bytes = path.stat().st_size
-        options = {"device_id": self.spec.index or 0} if self.spec.device != "cpu" else {}
-        self.session = onnxruntime.InferenceSession(str(path), providers=[(self.provider, options)])
-        used = self.session.get_providers()[0]
-        if used != self.provider:
-            raise DeviceUnavailableError(f"onnxruntime fell back to {used} instead of {self.provider}; check its installation")
-        self.input_name = self.session.get_inputs()[0].name
+        self.session = open_session(path, self.spec, self.provider)
 
-    def place(self, batch: torch.Tensor) -> np.ndarray:
-        return batch.to(EXPORT_DTYPES[self.spec.dtype]).numpy()
+    def place(self, batch: Tensors) -> dict[str, np.ndarray]:
+        return {name: tensor.numpy() for name, tensor in cast_inputs(batch, "cpu", EXPORT_DTYPES[self.spec.dtype]).items()}
 
-    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(np.asarray(o)) for o in self.session.run(None, {self.input_name: self.place(batch)}))
+    def run(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        outputs = self.session.run(list(self.graph.output_names), self.place(batch))
+        return {name: torch.from_numpy(np.asarray(o)) for name, o in zip(self.graph.output_names, outputs)}
 
-    def step(self, batch: torch.Tensor) -> Callable[[], Any]:
-        feed = {self.input_name: self.place(batch)}
+    def step(self, batch: Tensors) -> Callable[[], Any]:
+        feed = self.place(batch)
         return lambda: self.session.run(None, feed)
 
     def synchronize(self) -> None:
@@ -82,24 +91,6 @@ class OnnxRuntimeBackend:
             "dtype": self.spec.dtype,
             "onnxruntime": onnxruntime.__version__,
             "provider": self.provider,
-            "exporter": self.exporter,
+            "exporter": self.graph.exporter if self.graph else "",
             "onnx_model_bytes": getattr(self, "model_bytes", None),
         }
-
-
-def export(model: nn.Module, example: torch.Tensor, path: Path) -> str:
-    """Export with a dynamic batch dimension; returns which exporter wrote the file.
-
-    The TorchScript exporter is tried first: it is an order of magnitude faster and keeps module names in
-    node names. Where a torch release has dropped it, the dynamo exporter is used, and the summary says so.
-    """
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(
-                model, (example,), str(path), dynamo=False, input_names=["input"], dynamic_axes={"input": {0: "batch"}}
-            )
-            return f"torch.onnx (TorchScript) {torch.__version__}"
-        except (TypeError, RuntimeError, NotImplementedError):
-            torch.onnx.export(model, (example,), str(path), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},))
-            return f"torch.onnx (dynamo) {torch.__version__}"

@@ -8,11 +8,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from .torch_eager import EagerBackend
+from ..config import TargetSpec
+from ..errors import DeviceUnavailableError
+from .base import Tensors
+from .registry import register_backend
+from .torch_eager import TORCH_DEVICES, TORCH_DTYPES, EagerBackend, probe as eager_probe
 
 
+def probe(spec: TargetSpec) -> None:
+    if not hasattr(torch, "compile"):
+        raise DeviceUnavailableError(f"torch {torch.__version__} has no torch.compile; install torch 2.0 or newer")
+    eager_probe(spec)
+
+
+# The layer pass runs compile targets eagerly: torch.compile fuses modules, so their outputs cannot be observed.
+@register_backend("compile", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe)
 class CompileBackend(EagerBackend):
-    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
+    def prepare(self, model: nn.Module, example: Tensors) -> None:
         super().prepare(model, example)
         self.model = torch.compile(self.model)
 

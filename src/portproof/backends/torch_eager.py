@@ -10,13 +10,21 @@ import torch
 from torch import nn
 
 from ..config import TargetSpec
-from .base import check_device, device_name, make_current, synchronize
+from .base import Tensors, cast_inputs, check_device, device_name, make_current, synchronize
+from .registry import register_backend
 
-# fp64 is not offered to users as a target dtype; the pipeline uses it for the noise-floor reference.
+# fp64 is not offered to users as a target dtype; the session uses it for the noise-floor reference.
 CAST_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 AUTOCAST_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
+TORCH_DEVICES = ("cpu", "cuda", "npu", "xpu", "mps")
+TORCH_DTYPES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
 
 
+def probe(spec: TargetSpec) -> None:
+    check_device(spec.device, spec.index)
+
+
+@register_backend("eager", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe)
 class EagerBackend:
     def __init__(self, spec: TargetSpec):
         check_device(spec.device, spec.index)
@@ -28,22 +36,21 @@ class EagerBackend:
     def parameter_dtype(self) -> torch.dtype:
         return CAST_DTYPES.get(self.spec.dtype, torch.float32)
 
-    def prepare(self, model: nn.Module, example: torch.Tensor) -> None:
+    def prepare(self, model: nn.Module, example: Tensors) -> None:
         make_current(self.device)
         self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
 
-    def place(self, batch: torch.Tensor) -> torch.Tensor:
-        return batch.to(device=self.device, dtype=self.parameter_dtype)
+    def place(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        return cast_inputs(batch, self.device, self.parameter_dtype)
 
-    def forward(self, placed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, placed: Tensors) -> dict[str, torch.Tensor]:
         with torch.inference_mode(), self.autocast():
-            outputs = self.model(placed)
-        return outputs if isinstance(outputs, tuple) else (outputs,)
+            return self.model(**placed)
 
-    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(output.cpu() for output in self.forward(self.place(batch)))
+    def run(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        return {name: output.cpu() for name, output in self.forward(self.place(batch)).items()}
 
-    def step(self, batch: torch.Tensor) -> Callable[[], Any]:
+    def step(self, batch: Tensors) -> Callable[[], Any]:
         placed = self.place(batch)
         return lambda: self.forward(placed)
 

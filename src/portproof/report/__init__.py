@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from ..errors import OutputError
-from ..result import CheckResult
+from ..results import CheckResult
 from . import html, layers_files, log, markdown, summary_json
 
 WRITTEN_BEFORE_INTERRUPT = "the reports had been written whole when the interrupt took effect"

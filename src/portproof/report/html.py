@@ -12,7 +12,7 @@ import base64
 import json
 from html import escape
 
-from ..result import CheckResult
+from ..results import CheckResult
 from . import plots
 from .formatting import device_name, milliseconds, number, share
 from .i18n import texts, verdict_reasons

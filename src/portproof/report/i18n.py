@@ -10,9 +10,9 @@ Chinese text takes full-width marks.
 
 from __future__ import annotations
 
-from ..compare import OutputComparison
+from .. import rules
 from ..config import Criteria
-from ..result import RANDOM_WEIGHTS_BANNER
+from ..results import RANDOM_WEIGHTS_BANNER, OutputComparison
 
 LANGUAGES = ("en", "zh")
 
@@ -268,41 +268,5 @@ def texts(lang: str) -> dict[str, str]:
 
 
 def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:
-    """Each verdict rule applied to one output, as (held, sentence), from the measured values.
-    The English sentences are the ones compare.assess wrote; the Chinese ones say the same."""
-    c = comparison
-    if lang == "en":
-        if c.failures:
-            return [(False, f) for f in c.failures]
-        return [(True, c.basis)]
-    name = c.name
-    if not c.shape_match:
-        return [(False, f"{name}：形状 {list(c.target_shape)} 与参考端 {list(c.reference_shape)} 不一致")]
-    reasons: list[tuple[bool, str]] = []
-    if c.nonfinite_samples:
-        reasons.append((False, f"{name}：参考端为有限值处，目标端出现 {c.target_nonfinite.nan} 个 NaN、"
-                               f"{c.target_nonfinite.inf} 个 Inf（样本 {_samples(c.nonfinite_samples)}）"))
-    if c.cosine_similarity is None or c.rel_l2 is None:
-        reasons.append((False, f"{name}：两端没有同时为有限值的元素，无法比较"))
-        return reasons
-    cosine_ok = c.cosine_similarity >= criteria.min_cosine
-    rel_ok = c.rel_l2 <= criteria.max_rel_l2
-    cosine = f"{name}：cosine_similarity={c.cosine_similarity:.6f}"
-    rel_l2 = f"{name}：rel_l2={c.rel_l2:.3e}"
-    reasons.append((cosine_ok, f"{cosine} ≥ {criteria.min_cosine:g}" if cosine_ok else f"{cosine}，低于下限 {criteria.min_cosine:g}"))
-    reasons.append((rel_ok, f"{rel_l2} ≤ {criteria.max_rel_l2:g}" if rel_ok else f"{rel_l2}，超过上限 {criteria.max_rel_l2:g}"))
-    if c.topk is not None:
-        samples = len(c.sample_cosine)
-        agreed = round(c.topk.tie_aware_top1_agreement * samples)
-        text = f"{name}：top-1 在 {agreed}/{samples} 个样本上一致（考虑近似并列）"
-        if c.topk.forgiven_samples:
-            text += f"，样本 {_samples(c.topk.forgiven_samples)} 的互换因两类 logit 差小于误差而不计"
-        if c.topk.mismatched_samples:
-            text += f"；样本 {_samples(c.topk.mismatched_samples)} 的 top-1 类别不同"
-        reasons.append((c.topk.tie_aware_top1_match, text))
-    return reasons
-
-
-def _samples(indices: tuple[int, ...], limit: int = 8) -> str:
-    shown = ", ".join(str(i) for i in indices[:limit])
-    return shown + (f" 等 {len(indices)} 个" if len(indices) > limit else "")
+    """Each verdict rule applied to one output, as (held, sentence), worded by the rule itself (rules.py)."""
+    return rules.reasons(comparison, criteria.rules(), lang)

@@ -8,8 +8,7 @@ import io
 import json
 from typing import Any
 
-from ..layers import LayerMetrics, LayerReport
-from ..result import SCHEMA_VERSION, CheckResult
+from ..results import SCHEMA_VERSION, CheckResult, LayerMetrics, LayerReport
 
 METRIC_FIELDS = ("cosine", "rel_l2", "max_abs_diff", "mean_abs_diff", "reference_norm", "reference_nonfinite",
                  "target_nonfinite", "error")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SummaryError
-from ..result import SCHEMA_VERSION, CheckResult
+from ..results import SCHEMA_VERSION, CheckResult
 
 SUMMARY_FILE = "summary.json"
 LAYERS_FILE = "layers.json"
@@ -76,7 +76,7 @@ def _layer_report(entry: Any, with_rows: bool, where: str) -> Any:
     """A layers.LayerReport from a layers.json entry (every row) or summary.json's short form (the rows
     of the worst modules only, with their local metrics)."""
     from ..config import Criteria
-    from ..layers import LayerMetrics, LayerReport, LayerRow
+    from ..results import LayerMetrics, LayerReport, LayerRow
 
     _expect(isinstance(entry, dict), where, "an object", entry)
     metric_fields = [f.name for f in dataclasses.fields(LayerMetrics)]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from ..compare import OutputComparison
-from ..layers import LayerReport
-from ..result import RANDOM_WEIGHTS_BANNER, CheckResult, TargetResult
-from ..timing import LatencyStats
+from ..results import RANDOM_WEIGHTS_BANNER, CheckResult, LatencyStats, LayerReport, OutputComparison, TargetResult
 from .formatting import milliseconds, number, share
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..result import CheckResult
+from ..results import CheckResult
 from .formatting import code_fence, device_name, milliseconds, number, share
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc

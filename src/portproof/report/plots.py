@@ -13,7 +13,7 @@ import io
 import math
 from typing import Any
 
-from ..result import CheckResult
+from ..results import CheckResult
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from ..result import RANDOM_WEIGHTS_BANNER, CheckResult, TargetResult
+from ..results import RANDOM_WEIGHTS_BANNER, CheckResult, TargetResult
 from .layers_files import layer_summary
 
 

@@ -1,0 +1,26 @@
+"""What a check found: plain dataclasses that the writers render and nothing else computes on.
+
+Nothing here imports torch (or greenlet, timm, onnxruntime): re-rendering a saved summary, diffing two of
+them or reading a thousand of them stays light. The arithmetic that fills these lives in compare.py,
+layers.py and timing.py; the rules that judge them in rules.py.
+"""
+
+from .check import (
+    RANDOM_WEIGHTS_BANNER,
+    SCHEMA_VERSION,
+    CheckResult,
+    InputInfo,
+    LatencyStats,
+    ModelInfo,
+    ReferenceResult,
+    TargetResult,
+    WeightsProvenance,
+)
+from .comparison import DiffHistogram, NonFiniteCounts, OutputComparison, Outcome, TopKAgreement, Verdict
+from .layers import LayerMetrics, LayerReport, LayerRow
+
+__all__ = [
+    "RANDOM_WEIGHTS_BANNER", "SCHEMA_VERSION", "CheckResult", "DiffHistogram", "InputInfo", "LatencyStats",
+    "LayerMetrics", "LayerReport", "LayerRow", "ModelInfo", "NonFiniteCounts", "Outcome", "OutputComparison",
+    "ReferenceResult", "TargetResult", "TopKAgreement", "Verdict", "WeightsProvenance",
+]

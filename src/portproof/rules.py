@@ -1,0 +1,222 @@
+"""The verdict's rules, each defined once: when it applies, what it measures, when it holds, how it is worded.
+
+A rule applied to one output's comparison gives an Outcome (rule name, measured value, limit, held or
+not). compare.assess builds an output's failures and basis from the outcomes; the reports word them
+through `reasons`; the layer pass asks the threshold rules whether a module diverges; the plots draw
+the threshold rules' limits. Criteria.rules() lists the rules in force. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from .results.comparison import Outcome, OutputComparison
+
+
+class Rule(Protocol):
+    name: ClassVar[str]
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        """The rule applied to one output; None when it does not apply to it (no metrics, no classes)."""
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        """The outcome as a part of the English `basis` (None: it adds nothing there)."""
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        """The English sentence of a broken rule."""
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        """The Chinese sentence of the outcome (None: nothing to say when it held)."""
+
+
+@dataclass(frozen=True)
+class SameShape:
+    name: ClassVar[str] = "shape"
+
+    def evaluate(self, c: OutputComparison) -> Outcome:
+        return Outcome(self.name, c.name, c.shape_match)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        return None if o.held else "shapes differ"
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        return f"{c.name}: shape {list(c.target_shape)} differs from reference {list(c.reference_shape)}"
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        return None if o.held else f"{c.name}：形状 {list(c.target_shape)} 与参考端 {list(c.reference_shape)} 不一致"
+
+
+@dataclass(frozen=True)
+class FiniteWhereReferenceFinite:
+    """No NaN or Inf in the target where the reference is finite."""
+
+    name: ClassVar[str] = "finite"
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        if not c.shape_match:
+            return None
+        return Outcome(self.name, c.name, not c.nonfinite_samples,
+                       measured=float(c.target_nonfinite_where_reference_finite.total), limit=0.0,
+                       samples=c.nonfinite_samples)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        return None
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        broken = c.target_nonfinite_where_reference_finite
+        return (f"{c.name}: {broken.nan} NaN and {broken.inf} Inf in the target where the reference is finite "
+                f"(samples {list_samples(c.nonfinite_samples)})")
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        if o.held:
+            return None
+        return (f"{c.name}：参考端为有限值处，目标端出现 {c.target_nonfinite.nan} 个 NaN、{c.target_nonfinite.inf} 个 Inf"
+                f"（样本 {list_samples_zh(c.nonfinite_samples)}）")
+
+
+@dataclass(frozen=True)
+class Comparable:
+    """Some element is finite on both sides, so there are metrics to judge."""
+
+    name: ClassVar[str] = "comparable"
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        if not c.shape_match:
+            return None
+        return Outcome(self.name, c.name, c.cosine_similarity is not None and c.rel_l2 is not None)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        return None if o.held else "nothing finite to compare"
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        return f"{c.name}: no element is finite on both sides"
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        return None if o.held else f"{c.name}：两端没有同时为有限值的元素，无法比较"
+
+
+@dataclass(frozen=True)
+class MinCosine:
+    """cosine_similarity >= limit. A threshold rule: the layer pass applies it to every module output."""
+
+    limit: float
+    name: ClassVar[str] = "min_cosine"
+    metric: ClassVar[str] = "cosine_similarity"  # the OutputComparison field it reads
+    layer_metric: ClassVar[str] = "cosine"  # the LayerMetrics field it reads
+
+    def holds(self, value: float) -> bool:
+        return value >= self.limit
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        if c.cosine_similarity is None or c.rel_l2 is None:
+            return None
+        return Outcome(self.name, c.name, self.holds(c.cosine_similarity), c.cosine_similarity, self.limit)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        return f"cosine_similarity={o.measured:.6f} {'≥' if o.held else '<'} {o.limit:g}"
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        return f"{c.name}: cosine_similarity {o.measured:.6f} is below {o.limit:g}"
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        measured = f"{c.name}：cosine_similarity={o.measured:.6f}"
+        return f"{measured} ≥ {o.limit:g}" if o.held else f"{measured}，低于下限 {o.limit:g}"
+
+
+@dataclass(frozen=True)
+class MaxRelL2:
+    """rel_l2 <= limit. A threshold rule, like MinCosine."""
+
+    limit: float
+    name: ClassVar[str] = "max_rel_l2"
+    metric: ClassVar[str] = "rel_l2"
+    layer_metric: ClassVar[str] = "rel_l2"
+
+    def holds(self, value: float) -> bool:
+        return value <= self.limit
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        if c.cosine_similarity is None or c.rel_l2 is None:
+            return None
+        return Outcome(self.name, c.name, self.holds(c.rel_l2), c.rel_l2, self.limit)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        return f"rel_l2={o.measured:.3e} {'≤' if o.held else '>'} {o.limit:g}"
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        return f"{c.name}: rel_l2 {o.measured:.3e} is above {o.limit:g}"
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        measured = f"{c.name}：rel_l2={o.measured:.3e}"
+        return f"{measured} ≤ {o.limit:g}" if o.held else f"{measured}，超过上限 {o.limit:g}"
+
+
+@dataclass(frozen=True)
+class TieAwareTop1:
+    """Every sample's top-1 class agrees, a swap of near-tied reference logits forgiven (classifier outputs)."""
+
+    name: ClassVar[str] = "top1"
+
+    def evaluate(self, c: OutputComparison) -> Outcome | None:
+        if c.topk is None or c.cosine_similarity is None or c.rel_l2 is None:
+            return None
+        return Outcome(self.name, c.name, c.topk.tie_aware_top1_match, c.topk.tie_aware_top1_agreement, 1.0,
+                       samples=c.topk.mismatched_samples)
+
+    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
+        samples = len(c.sample_cosine)
+        text = f"tie-aware top-1 agrees on {round(o.measured * samples)}/{samples} samples"
+        if c.topk.forgiven_samples:
+            text += f", near-tie swaps forgiven on samples {list_samples(c.topk.forgiven_samples)}"
+        return text
+
+    def failure(self, o: Outcome, c: OutputComparison) -> str:
+        return f"{c.name}: top-1 class differs on samples {list_samples(c.topk.mismatched_samples)}"
+
+    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
+        samples = len(c.sample_cosine)
+        text = f"{c.name}：top-1 在 {round(o.measured * samples)}/{samples} 个样本上一致（考虑近似并列）"
+        if c.topk.forgiven_samples:
+            text += f"，样本 {list_samples_zh(c.topk.forgiven_samples)} 的互换因两类 logit 差小于误差而不计"
+        if c.topk.mismatched_samples:
+            text += f"；样本 {list_samples_zh(c.topk.mismatched_samples)} 的 top-1 类别不同"
+        return text
+
+
+RULE_TYPES = {rule.name: rule for rule in (SameShape, FiniteWhereReferenceFinite, Comparable, MinCosine, MaxRelL2,
+                                           TieAwareTop1)}
+
+
+def rule_of(outcome: Outcome) -> Rule:
+    """The rule that gave `outcome` (to word it), rebuilt from its name and limit."""
+    kind = RULE_TYPES[outcome.rule]
+    return kind(outcome.limit) if kind in (MinCosine, MaxRelL2) else kind()
+
+
+def evaluate(c: OutputComparison, rules) -> tuple[Outcome, ...]:
+    return tuple(o for o in (rule.evaluate(c) for rule in rules) if o is not None)
+
+
+def reasons(c: OutputComparison, rules, lang: str) -> list[tuple[bool, str]]:
+    """Each rule's outcome on one output as (held, sentence), in `lang`. English gives the failures, or the
+    basis when every rule held; Chinese a sentence per outcome. A comparison read back from an older
+    summary.json without outcomes is judged again with `rules`."""
+    if lang == "en":
+        return [(False, f) for f in c.failures] if c.failures else [(True, c.basis)]
+    sentences = []
+    for outcome in c.outcomes or evaluate(c, rules):
+        sentence = rule_of(outcome).sentence_zh(outcome, c)
+        if sentence is not None:
+            sentences.append((outcome.held, sentence))
+    return sentences
+
+
+def list_samples(indices: tuple[int, ...], limit: int = 8) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f" and {len(indices) - limit} more" if len(indices) > limit else "")
+
+
+def list_samples_zh(indices: tuple[int, ...], limit: int = 8) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f" 等 {len(indices)} 个" if len(indices) > limit else "")

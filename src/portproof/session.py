@@ -1,0 +1,319 @@
+"""The session: load a model once, run the reference (and the float64 noise-floor run) once, then evaluate
+any number of targets against it. `run_check` is one session with the targets of its config; tune and
+sweep use sessions the same way.
+
+A target that raises while it runs becomes that target's ERROR; the others still run. Problems that make
+the whole check meaningless (unknown model, bad weights, absent device) raise a PortproofError before
+any target runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from . import environment, faults, inputs, models, weights
+from .backends import registry
+from .backends.base import Backend
+from .backends.torch_eager import EagerBackend
+from .compare import compare_outputs, judge, relative_l2, with_noise_floor
+from .config import CheckConfig, TargetSpec
+from .errors import ConfigError, PortproofError, ReferenceRunError, describe
+from .layers import compare_layers
+from .layers_onnx import compare_layers_onnx
+from .results import CheckResult, InputInfo, LayerReport, ModelInfo, ReferenceResult, TargetResult
+from .timing import measure
+
+# progress(message) says a step begins; progress(message, done, total) that the step so named is done/total
+# of the way. The session only calls it; the CLI decides what (if anything) the user sees.
+Progress = Callable[..., None]
+Tensors = dict[str, torch.Tensor]
+
+
+class Session:
+    """One model, one input set, one reference run; `evaluate(spec)` compares and times a target against it.
+
+        session = Session(CheckConfig(model=ModelSpec("resnet18")))
+        for spec in session.targets:
+            print(session.evaluate(spec).status)
+        result = session.result()
+
+    `module` and `inputs` check a model of your own instead of `config.model`: an nn.Module (its weights as
+    they are, unless `config.weights.source` is a checkpoint path) and its inputs, a tensor or {name: tensor}
+    with the samples in dimension 0 (without them, the module's declared `input_shape` or timm-style
+    `pretrained_cfg` gives the default inputs).
+    """
+
+    def __init__(self, config: CheckConfig = CheckConfig(), progress: Progress | None = None, *,
+                 module: nn.Module | None = None, inputs: torch.Tensor | Mapping[str, torch.Tensor] | None = None):
+        self.config = config
+        self.progress = _with_counts(progress or _silent)
+        self.started_at, self._clock = _now(), time.perf_counter()
+        self.notes: list[str] = []
+        self.loaded = self._load(module)
+        self.input_set = self._inputs(inputs)
+        if config.inputs.batch_size > self.input_set.num_samples:
+            raise ConfigError(f"the batch size {config.inputs.batch_size} is larger than the {self.input_set.num_samples} "
+                              "samples; lower it or give more samples")
+        self.batches = self.input_set.batches(config.inputs.batch_size)
+        self.targets = self._choose_targets()
+        # Every device is checked before anything runs, so an absent one stops the check at once.
+        for spec in (config.reference, *self.targets):
+            registry.require(spec)
+        self.reference, self.reference_outputs = self._run_reference()
+        self.output_names = tuple(self.reference_outputs)
+        self.classifier_output = self.loaded.classifier_output if self.loaded.classifier_output in self.output_names else None
+        self.fp64_outputs = self._run_fp64()
+        if self.fp64_outputs:
+            self.reference = replace(self.reference, rel_l2_vs_fp64={
+                name: relative_l2(self.fp64_outputs[name], self.reference_outputs[name]) for name in self.output_names})
+        self.evaluated: list[TargetResult] = []
+        self.target_outputs: dict[str, Tensors] = {}
+
+    # --- setting up -----------------------------------------------------------------------------------------
+
+    def _load(self, module: nn.Module | None) -> models.LoadedModel:
+        if module is not None:
+            from .families.python import PythonFamily
+
+            origin = f"{type(module).__module__}.{type(module).__qualname__}"
+            identity = models.ModelIdentity("python", origin, type(module).__name__, None, None)
+            loaded = PythonFamily().wrap(module, identity, self.config.weights, f"the caller's {origin}")
+        else:
+            self.progress(f"loading {self.config.model.name}")
+            loaded = models.load(self.config.model, self.config.weights)
+        if loaded.provenance.source_kind == "random":
+            self.notes.append("no pretrained weights were loaded: the model is randomly initialised (seed "
+                              f"{loaded.provenance.random_seed}); the comparison checks numerics only")
+        self.notes.extend(loaded.notes)
+        self.notes.extend(weights.risk_notes(loaded.provenance))
+        return loaded
+
+    def _inputs(self, given) -> inputs.InputSet:
+        if given is not None:
+            return inputs.given(given, seed=self.config.inputs.seed)
+        if inputs.is_callable_spec(self.config.inputs.source):
+            return inputs.from_callable(self.config.inputs)
+        return self.loaded.family.build_inputs(self.loaded, self.config.inputs)
+
+    def _choose_targets(self) -> tuple[TargetSpec, ...]:
+        """The targets asked for; for `--target auto`, what is present, and a note saying what was chosen."""
+        if self.config.targets is not None:
+            return self.config.targets
+        specs, why = registry.auto_targets()
+        if self.config.single_target and len(specs) > 1:
+            specs, why = specs[:1], f"{why}; the layer pass takes the first, {specs[0].label}"
+        self.notes.append(why)
+        return specs
+
+    def _run_reference(self) -> tuple[ReferenceResult, Tensors]:
+        """The reference's outputs by name, timed; without them nothing can be compared, so a failure stops the check."""
+        config = self.config
+        label = config.reference.label
+        self.progress(f"running the reference ({label})")
+        backend = registry.create(config.reference)
+        try:
+            outputs, latency = faults.run_with_deadline(
+                lambda step_progress: self._run_side(backend, step_progress, f"timing the reference ({label})"),
+                config.target_timeout_s, self.progress)
+        except PortproofError:
+            raise
+        except Exception as error:
+            raise ReferenceRunError(f"the reference ({label}) failed, so nothing can be compared: "
+                                    f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
+        result = ReferenceResult(label=label, description=backend.describe(),
+                                 output_shapes={name: tuple(t.shape) for name, t in outputs.items()},
+                                 latency=latency, rel_l2_vs_fp64=None)
+        return result, outputs
+
+    def _run_fp64(self) -> Tensors | None:
+        """The float64 CPU outputs that measure the noise floor; None when skipped or failed (with a note)."""
+        if not self.config.fp64_reference:
+            return None
+        self.progress("running the float64 reference (noise floor)")
+        backend = EagerBackend(TargetSpec(device="cpu", dtype="fp64"))
+        try:
+            return faults.run_with_deadline(lambda step_progress: self._run_all(backend)[0], self.config.target_timeout_s)
+        except Exception as error:  # the noise floor is context, not the verdict: go on without it
+            self.notes.append(f"the float64 run failed, so there is no noise floor: "
+                              f"{faults.describe_failure(error, 'cpu', self.config.inputs.batch_size)}")
+            return None
+
+    # --- targets ----------------------------------------------------------------------------------------------
+
+    def evaluate(self, spec: TargetSpec) -> TargetResult:
+        """One target, start to end: run, compare, judge, time (and, with config.layers, the layer pass).
+        Any exception it raises becomes its ERROR result."""
+        position = len(self.evaluated)
+        self.progress(f"running target {position} ({spec.label})")
+        result, outputs = self._run_target(spec)
+        if self.config.layers and result.status != "ERROR":
+            self.progress(f"comparing target {position} ({spec.label}) module by module")
+            result = replace(result, layers=self.layer_pass(spec))
+        self.evaluated.append(result)
+        self.target_outputs[f"target-{position}"] = outputs
+        return result
+
+    def _run_target(self, spec: TargetSpec) -> tuple[TargetResult, Tensors]:
+        config = self.config
+        description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
+        try:
+            backend = registry.create(spec)
+            outputs, latency = faults.run_with_deadline(
+                lambda step_progress: self._run_side(backend, step_progress, f"timing {spec.label}"),
+                config.target_timeout_s, self.progress)
+            description = backend.describe()
+            backend = None  # free the target's model before the layer pass and the next target
+            if tuple(outputs) != self.output_names:
+                raise RuntimeError(f"returned the outputs {', '.join(outputs) or 'none'}, the reference "
+                                   f"{', '.join(self.output_names)}")
+            comparisons = []
+            for name in self.output_names:
+                comparison = compare_outputs(self.reference_outputs[name], outputs[name], config.criteria, name=name,
+                                             classifier=name == self.classifier_output)
+                if self.fp64_outputs is not None and comparison.shape_match:
+                    comparison = with_noise_floor(
+                        comparison,
+                        relative_l2(self.fp64_outputs[name], self.reference_outputs[name]),
+                        relative_l2(self.fp64_outputs[name], outputs[name]),
+                    )
+                comparisons.append(comparison)
+        except Exception as error:  # the target's failure is its result; the check goes on
+            message = faults.describe_failure(error, spec.device_string, config.inputs.batch_size)
+            return TargetResult(spec.label, "ERROR", description, error=message), {}
+        verdict = judge(comparisons)
+        speedup = None
+        if latency is not None and self.reference.latency is not None and latency.median_ms > 0:
+            speedup = self.reference.latency.median_ms / latency.median_ms
+        return TargetResult(spec.label, verdict.status, description, tuple(comparisons), verdict, latency, speedup), outputs
+
+    def layer_pass(self, spec: TargetSpec) -> LayerReport:
+        """The module-by-module comparison of one target, on every sample in one batch. A failure of the
+        layer pass is reported in it and does not change the target's verdict."""
+        config, samples = self.config, self.input_set.tensors
+        count = self.input_set.num_samples
+        notes: tuple[str, ...] = ()
+        if registry.info(config.reference.backend).layer_pass != "eager" or config.reference.dtype.startswith("amp-"):
+            return LayerReport(spec.label, count, config.criteria, (), None, None, (), (
+                f"no layer pass: it needs an eager reference without autocast, and the reference is {config.reference.label}",))
+        mode = registry.info(spec.backend).layer_pass
+        if mode == "none":
+            return LayerReport(spec.label, count, config.criteria, (), None, None, (), (
+                f"no layer pass: the {spec.backend} backend offers no way to observe its modules",))
+        if mode == "eager" and spec.backend != "eager":
+            notes = (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: {spec.backend} fuses modules, "
+                     "so their outputs cannot be observed one by one",)
+            spec = replace(spec, backend="eager")
+        try:
+            reference = EagerBackend(config.reference)
+            reference.prepare(self.loaded.network, samples)
+            if mode == "graph":
+                return compare_layers_onnx(reference.model, reference.place(samples), spec, config.criteria)
+            return compare_layers(reference.model, self.loaded.network, reference.place(samples), spec, config.criteria, notes)
+        except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows
+            return LayerReport(spec.label, count, config.criteria, (), None, None, (),
+                               notes + (f"layer pass failed: {describe(error)}",))
+
+    # --- the result ---------------------------------------------------------------------------------------------
+
+    def result(self, targets: tuple[TargetResult, ...] | None = None) -> CheckResult:
+        """The check's result: the given target results, or every one evaluated so far."""
+        config = self.config
+        targets = tuple(self.evaluated) if targets is None else tuple(targets)
+        tensors = None
+        if config.output.save_tensors:
+            # fp16/bf16 outputs are stored as float32 (exact), so any tool, numpy included, can read them.
+            tensors = {"inputs": dict(self.input_set.tensors),
+                       "reference": {n: t.float() for n, t in self.reference_outputs.items()},
+                       **{k: {n: t.float() for n, t in v.items()} for k, v in self.target_outputs.items() if v}}
+        return CheckResult(
+            config=replace(config, targets=tuple(self.targets)),
+            model=self._model_info(),
+            weights=self.loaded.provenance,
+            inputs=self._input_info(),
+            reference=self.reference,
+            targets=targets,
+            environment={**environment.collect(), "command_line": config.command_line},
+            started_at=self.started_at,
+            finished_at=_now(),
+            duration_s=time.perf_counter() - self._clock,
+            notes=tuple(self.notes),
+            tensors=tensors,
+        )
+
+    def _model_info(self) -> ModelInfo:
+        identity = self.loaded.identity
+        return ModelInfo(requested=identity.requested, family=identity.family, architecture=identity.architecture,
+                         tag=identity.tag, hub_repo=identity.hub_repo, num_parameters=self.loaded.num_parameters,
+                         output_names=self.output_names, classifier_output=self.classifier_output)
+
+    def _input_info(self) -> InputInfo:
+        tensors = self.input_set.tensors
+        first = next(iter(tensors.values()))
+        return InputInfo(kind=self.input_set.kind, num_samples=self.input_set.num_samples,
+                         batch_size=self.config.inputs.batch_size, shape=tuple(first.shape), seed=self.input_set.seed,
+                         sources=self.input_set.sources, skipped=self.input_set.skipped,
+                         preprocessing=self.input_set.preprocessing,
+                         shapes={name: tuple(t.shape) for name, t in tensors.items()},
+                         dtypes={name: str(t.dtype).replace("torch.", "") for name, t in tensors.items()})
+
+    # --- running one side -----------------------------------------------------------------------------------
+
+    def _run_side(self, backend: Backend, progress: Progress | None = None, timing_step: str = "timing"):
+        outputs, cold_ms = self._run_all(backend)
+        latency = None
+        if self.config.timing.enabled:
+            on_step = None
+            if progress is not None:
+                progress(timing_step)
+                on_step = lambda done, total: progress(timing_step, done, total)  # noqa: E731
+            first = self.batches[0]
+            latency = measure(backend.step(first), backend.synchronize, self.config.timing,
+                              next(iter(first.values())).shape[0], cold_ms, on_step)
+        return outputs, latency
+
+    def _run_all(self, backend: Backend) -> tuple[Tensors, float]:
+        """Every batch through the backend, outputs concatenated per name; also the first call's time."""
+        backend.prepare(self.loaded.module, self.batches[0])
+        per_batch = []
+        for index, batch in enumerate(self.batches):
+            if index == 0:
+                start = time.perf_counter()
+                per_batch.append(backend.run(batch))
+                backend.synchronize()
+                cold_ms = (time.perf_counter() - start) * 1000.0
+            else:
+                per_batch.append(backend.run(batch))
+        return {name: torch.cat([outputs[name] for outputs in per_batch]) for name in per_batch[0]}, cold_ms
+
+
+def run_check(config: CheckConfig = CheckConfig(), progress: Progress | None = None, *, module: nn.Module | None = None,
+              inputs: torch.Tensor | Mapping[str, torch.Tensor] | None = None) -> CheckResult:
+    """Every target of `config` (or every accelerator present) against its reference: a Session used once."""
+    session = Session(config, progress, module=module, inputs=inputs)
+    for spec in session.targets:
+        session.evaluate(spec)
+    return session.result()
+
+
+def _silent(message: str, done: int | None = None, total: int | None = None) -> None:
+    pass
+
+
+def _with_counts(progress: Progress) -> Progress:
+    """A callback that takes only the message still works: it hears of each step, not of the counts."""
+    try:
+        inspect.signature(progress).bind("", 0, 0)
+        return progress
+    except (TypeError, ValueError):
+        return lambda message, done=None, total=None: None if done is not None else progress(message)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
