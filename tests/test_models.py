@@ -40,8 +40,9 @@ def test_unknown_tag_lists_the_known_tags():
 
 
 def test_foreign_hub_owner_is_refused_with_a_way_out():
-    with pytest.raises(ModelNotFoundError, match="only timm's own hub repositories.*--weights PATH"):
+    with pytest.raises(ModelNotFoundError, match="only timm's own hub repositories.*checkpoint's path") as info:
         models.resolve(ModelSpec("someone/vit_tiny_patch16_224"))
+    assert info.value.cli_hint == "--weights PATH"
 
 
 def test_classifier_wrapper_returns_the_models_own_logits_and_pre_logits_features():

@@ -4,8 +4,6 @@
     result = run_check(CheckConfig())
 """
 
-from .backends.registry import register_backend
-from .compare import compare_outputs, judge
 from .config import (
     CheckConfig,
     Criteria,
@@ -18,10 +16,23 @@ from .config import (
     parse_target,
 )
 from .errors import PortproofError
-from .layers import compare_layers
-from .models import register_family
 from .results import CheckResult, LayerReport, OutputComparison, TargetResult, Verdict
-from .session import Session, run_check
+
+# Names whose modules import torch are loaded on first use, so that `portproof --help`, `portproof report`
+# and the result types work in a Python without torch.
+_LAZY = {
+    "Session": "session", "run_check": "session", "compare_layers": "layers", "compare_outputs": "compare",
+    "judge": "compare", "register_backend": "backends.registry", "register_family": "models",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'portproof' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

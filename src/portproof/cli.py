@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_report_command(args)
         return run_check_command(args, argv)
     except PortproofError as error:
-        print(f"portproof: error: {error}", file=sys.stderr)
+        print(f"portproof: error: {error.for_cli()}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt as interrupt:
         done = interrupt.args[0] if interrupt.args else ("no report was written; files already in the output "

@@ -62,7 +62,8 @@ def images(spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
     else:
         directory = Path(spec.source).expanduser()
         if not directory.is_dir():
-            raise InputError(f"--inputs {spec.source}: not a directory; use images, random, or a folder of images")
+            raise InputError(f"inputs {spec.source}: not a directory; use images, random, a folder of images or "
+                             "pkg.module:make_inputs")
         files = sorted(p for p in directory.iterdir() if p.is_file())
         kind = "directory"
     return _from_files(files, kind, spec, data_config, name)
@@ -126,7 +127,8 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
             converted.append(f"{path.name}: {conversion}")
     if not tensors:
         why = f" ({'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''})" if skipped else ""
-        raise InputError(f"no readable image among {len(files)} files of --inputs {spec.source}{why}; give a folder of images")
+        raise InputError(f"no readable image among {len(files)} files of the inputs folder {spec.source}{why}; "
+                         "give a folder of images")
     # Fewer files than samples: cycle through them, so the sample count (and batch shapes) stay as asked.
     readable = len(tensors)
     for i in range(readable, spec.num_samples):

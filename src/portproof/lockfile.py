@@ -30,7 +30,7 @@ def output_lock(directory: str | Path, command: str = "") -> Iterator[Path]:
             os.ftruncate(descriptor, 0)
             os.write(descriptor, _holder(command).encode("utf-8"))  # a fresh descriptor writes at offset 0
         except OSError as error:  # a full disk, typically: nothing of this run could be written either
-            raise OutputError(f"cannot write the lock file {path} ({error.strerror or error}); choose another --out") from None
+            raise OutputError(f"cannot write the lock file {path} ({error.strerror or error}); choose another output directory", cli_hint="--out DIR") from None
         yield path
     finally:
         if sys.platform != "win32":
@@ -43,13 +43,13 @@ def _acquire(path: Path, attempts: int = 10) -> int:
         try:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise OutputError(f"cannot create the lock file {path} ({error.strerror or error}); choose another --out") from None
+            raise OutputError(f"cannot create the lock file {path} ({error.strerror or error}); choose another output directory", cli_hint="--out DIR") from None
         if not _try_lock(descriptor):
             holder = _read_holder(descriptor)
             os.close(descriptor)
             raise OutputError(
-                f"another portproof run ({holder}) is writing to {path.parent}; wait for it to end or choose another --out "
-                f"(the lock is released when that process ends, even if it is killed)"
+                f"another portproof run ({holder}) is writing to {path.parent}; wait for it to end or choose another output "
+                f"directory (the lock is released when that process ends, even if it is killed)", cli_hint="--out DIR"
             )
         # The previous holder may have removed the file between our open and our lock: then we hold a lock
         # on a file nobody else can see, and must start again on the file that is there now.
@@ -59,7 +59,8 @@ def _acquire(path: Path, attempts: int = 10) -> int:
         except FileNotFoundError:
             pass
         os.close(descriptor)
-    raise OutputError(f"cannot take the lock {path}: other runs keep replacing it; choose another --out")
+    raise OutputError(f"cannot take the lock {path}: other runs keep replacing it; choose another output directory",
+                      cli_hint="--out DIR")
 
 
 def _try_lock(descriptor: int) -> bool:

@@ -70,8 +70,8 @@ def load_weights(model: nn.Module, full_name: str, hub_repo: str | None, spec: W
     if spec.require_pretrained:
         raise WeightsError(
             f"no pretrained weights found for {full_name} (looked in: {'; '.join(search.places)}); "
-            "pass --weights PATH or --weights-cache DIR, or drop --require-pretrained"
-        )
+            "give a checkpoint path or a cache root (WeightsSpec.source, cache_dirs), or do not require pretrained weights",
+            cli_hint="pass --weights PATH or --weights-cache DIR, or drop --require-pretrained")
     return WeightsProvenance(
         "random", False, False, hub_repo=hub_repo, random_seed=spec.seed, searched=tuple(search.places)
     )
@@ -101,10 +101,12 @@ def checkpoint_in(path: Path) -> Path:
     if path.is_dir():
         found = first_checkpoint(path)
         if found is None:
-            raise WeightsError(f"{path} holds neither {' nor '.join(CHECKPOINT_FILES)}; point --weights at the checkpoint file")
+            raise WeightsError(f"{path} holds neither {' nor '.join(CHECKPOINT_FILES)}; give the checkpoint file's path",
+                               cli_hint="--weights FILE")
         return found
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; check the path, or use --weights auto to search the caches")
+        raise WeightsError(f"weights file {path} does not exist; check the path, or let portproof search the caches "
+                           "(weights source auto)", cli_hint="--weights auto")
     return path
 
 
@@ -187,8 +189,8 @@ def read_pickle(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor]
         if not trust_pickle:
             raise WeightsError(
                 f"weights file {path} cannot be read safely ({first_line(error) or type(error).__name__}); convert it to .safetensors, "
-                "or pass --trust-pickle if you trust whoever made it (unpickling it can run any code)"
-            ) from None
+                "or allow full unpickling (WeightsSpec.trust_pickle) if you trust whoever made it (unpickling it can run any code)",
+                cli_hint="--trust-pickle") from None
     try:
         return _unwrap(torch.load(str(path), map_location="cpu", weights_only=False), path), True
     except WeightsError:
@@ -213,15 +215,15 @@ def apply_checkpoint(
     if (missing or unexpected) and not spec.allow_partial:
         raise WeightsError(
             f"weights file {path} does not match the model: {len(missing)} missing keys {_first_keys(missing)}, "
-            f"{len(unexpected)} unexpected keys {_first_keys(unexpected)}; pass --allow-partial-weights to load it anyway"
-        )
+            f"{len(unexpected)} unexpected keys {_first_keys(unexpected)}; allow a partial load (WeightsSpec.allow_partial) "
+            "to load it anyway", cli_hint="--allow-partial-weights")
     nonfinite = nonfinite_tensors(state)
     if nonfinite and not spec.allow_nonfinite:
         more = f" (and {len(nonfinite) - 1} more tensors)" if len(nonfinite) > 1 else ""
         raise WeightsError(
             f"weights file {path} holds non-finite values: {nonfinite[0]}{more}; a model with them computes NaN or "
-            "garbage on every port alike, so the comparison would prove nothing. Pass --allow-nonfinite-weights to load it anyway"
-        )
+            "garbage on every port alike, so the comparison would prove nothing; allow non-finite weights "
+            "(WeightsSpec.allow_nonfinite) to load it anyway", cli_hint="--allow-nonfinite-weights")
     model.load_state_dict(state, strict=False)
     return WeightsProvenance(
         source_kind=kind,

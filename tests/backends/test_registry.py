@@ -62,6 +62,7 @@ class TracedBackend:
 def install_plugin(root: Path, module_source: str = PLUGIN_MODULE, entry: str = "jit = portproof_jit_plugin:TracedBackend"):
     """The plugin as pip leaves an installed package: its module, and a dist-info folder with its entry points,
     on a sys.path entry."""
+    root.mkdir()
     (root / "portproof_jit_plugin.py").write_text(textwrap.dedent(module_source))
     info = root / "portproof_jit_plugin-1.0.dist-info"
     info.mkdir()

@@ -63,7 +63,8 @@ def check_device(device: str, index: int | None) -> None:
         available = module is not None and module.is_available()
         count = module.device_count() if available else 0
     if not available:
-        raise DeviceUnavailableError(f"device {device!r} is not available here ({_why_absent(device)}); choose another --target")
+        raise DeviceUnavailableError(f"device {device!r} is not available here ({_why_absent(device)}); choose another target",
+                                     cli_hint="--target SPEC")
     if index is not None and index >= count:
         raise DeviceUnavailableError(f"{device}:{index} does not exist: this machine has {count} {device} device(s)")
 

@@ -53,7 +53,7 @@ class PythonFamily:
     def load(self, identity: ModelIdentity, weights: WeightsSpec) -> LoadedModel:
         factory = import_object(identity.requested, ModelNotFoundError, "model")
         try:
-            model = factory if isinstance(factory, nn.Module) else factory()
+            model = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
         except Exception as raised:
             raise ModelNotFoundError(f"model {identity.requested!r}: calling the factory raised {describe(raised)}") from None
         if not isinstance(model, nn.Module):

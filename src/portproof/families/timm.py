@@ -64,7 +64,7 @@ class TimmFamily:
             if owner != "timm":
                 raise ModelNotFoundError(
                     f"model {requested!r}: only timm's own hub repositories (timm/...) can be resolved offline; "
-                    f"pass the timm architecture name and --weights PATH for the checkpoint"
+                    "give the timm architecture name, and the checkpoint's path as the weights", cli_hint="--weights PATH"
                 )
         architecture, _, tag = name.partition(".")
         if not timm.is_model(architecture):

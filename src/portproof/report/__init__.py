@@ -28,7 +28,8 @@ def check_writable(directory: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".portproof-probe-"):
             pass
     except OSError as error:
-        raise OutputError(f"cannot write to output directory {path} ({error.strerror or error}); choose another with --out") from None
+        raise OutputError(f"cannot write to output directory {path} ({error.strerror or error}); choose another output directory",
+                          cli_hint="--out DIR") from None
     return path
 
 

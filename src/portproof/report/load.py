@@ -29,8 +29,9 @@ def load_directory(directory: str | Path) -> CheckResult:
     directory = Path(directory)
     path = directory / SUMMARY_FILE
     if not path.is_file():
-        raise SummaryError(f"{path} does not exist; run `portproof check --out {directory}` first, "
-                           "or point `portproof report` at a folder that holds a summary.json")
+        raise SummaryError(f"{path} does not exist; give a folder that holds the summary.json a check wrote",
+                           cli_hint=f"run `portproof check --out {directory}` first, or point `portproof report` at "
+                                    "such a folder")
     layers_path = directory / LAYERS_FILE
     layers = _read_json(layers_path) if layers_path.is_file() else None
     return from_summary(_read_json(path), layers)
