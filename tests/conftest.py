@@ -37,3 +37,16 @@ def small_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(1234)
     model = timm.create_model(SMALL_MODEL, pretrained=False)
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """One real check, reused by the tests that need a result or a summary.json on disk (none changes it)."""
+    from portproof import cli
+
+    from helpers import FAST
+
+    out = tmp_path_factory.mktemp("finished")
+    code = cli.main(["check", SMALL_MODEL, "--out", str(out), *FAST, "--target", "cpu"])
+    assert code == 0
+    return out

@@ -19,6 +19,7 @@ from portproof.backends.torch_eager import EagerBackend
 from portproof.results import RANDOM_WEIGHTS_BANNER
 
 from conftest import SMALL_MODEL
+from helpers import last_error_line, run_check
 
 FAST = ["--iters", "2", "--warmup", "1", "--num-samples", "4"]
 REPORT_FILES = {"summary.json", "accuracy_compare.log", "report.md"}
@@ -164,13 +165,14 @@ class CrashingBackend(EagerBackend):
 
 
 def substitute_backend(monkeypatch, label: str, backend_class) -> None:
+    """The swap lives in this process: the checks that use it run --in-process."""
     original = registry.create
     monkeypatch.setattr(registry, "create", lambda spec: backend_class(spec) if spec.label == label else original(spec))
 
 
 def test_a_perturbed_target_fails_with_exit_1(tmp_path, monkeypatch):
     substitute_backend(monkeypatch, "cpu/fp16", PerturbedBackend)
-    code, summary = check(tmp_path, "--offline", "--target", "cpu", "--target", "cpu/fp16")
+    code, summary = check(tmp_path, "--offline", "--in-process", "--target", "cpu", "--target", "cpu/fp16")
     good, bad = summary["targets"]
     assert code == 1 and good["status"] == "PASS" and bad["status"] == "FAIL"
     assert summary["all_passed"] is False
@@ -180,7 +182,7 @@ def test_a_perturbed_target_fails_with_exit_1(tmp_path, monkeypatch):
 def test_a_target_that_raises_is_an_error_and_the_others_still_run(tmp_path, monkeypatch):
     CrashingBackend.calls = 0
     substitute_backend(monkeypatch, "cpu/fp16", CrashingBackend)
-    code, summary = check(tmp_path, "--offline", "--target", "cpu/fp16", "--target", "cpu")
+    code, summary = check(tmp_path, "--offline", "--in-process", "--target", "cpu/fp16", "--target", "cpu")
     crashed, fine = summary["targets"]
     assert code == 1
     assert crashed["status"] == "ERROR" and crashed["error"] == "RuntimeError: device lost"
@@ -328,3 +330,171 @@ def test_report_language_is_a_setting_and_the_report_command_keeps_it(tmp_path):
     assert "适配结论" in (out / "report.md").read_text()
     assert cli.main(["report", str(out), "--lang", "en"]) == 0
     assert "## Conclusion" in (out / "report.md").read_text()
+
+
+# --- unknown option values, negative iterations, batch size 0, threshold outside [0, 1] ----------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--iters", "0"], "--iters must be at least 1, got 0"),
+    (["--iters", "-5"], "--iters must be at least 1, got -5"),
+    (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["--num-samples", "0"], "--num-samples must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--batch-size", "-2"], "--batch-size must be at least 1, got -2"),
+    (["--min-cosine", "-0.1"], "--min-cosine must be between 0 and 1, got -0.1"),
+    (["--min-cosine", "nan"], "--min-cosine must be between 0 and 1, got nan"),
+    (["--max-rel-l2", "2"], "--max-rel-l2 must be between 0 and 1, got 2.0"),
+    (["--target-timeout", "0"], "--target-timeout must be a number of seconds above 0, got 0.0"),
+    (["--target-timeout", "-3"], "--target-timeout must be a number of seconds above 0, got -3.0"),
+    (["--target-timeout", "inf"], "--target-timeout must be a number of seconds above 0, got inf"),
+    (["--target", "cpu/int4"], "unknown dtype 'int4' in target 'cpu/int4'; choose one of: fp32, fp16, bf16"),
+    (["--target", "tpu"], "unknown device 'tpu' in target 'tpu'; choose one of: cpu, cuda, npu, xpu, mps"),
+    (["--reference", "trt@cpu"], "unknown backend 'trt' in target 'trt@cpu'; choose one of: eager, compile, onnxruntime"),
+])
+def test_bad_option_values_name_the_option_and_the_allowed_range(tmp_path, capsys, args, message):
+    code, summary = run_check(tmp_path / "out", *args)
+    error = last_error_line(capsys)
+    assert code == 2 and summary is None and error.startswith("portproof: error:") and message in error
+    assert not (tmp_path / "out").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lang", "fr"], "argument --lang: invalid choice: 'fr'"),
+    (["--num-samples", "many"], "argument --num-samples: invalid int value: 'many'"),
+    (["--target-timeout", "soon"], "argument --target-timeout: invalid float value: 'soon'"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+])
+def test_unparseable_option_values_exit_2_naming_the_option(capsys, args, message):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["check", SMALL_MODEL, *args])
+    error = capsys.readouterr().err.strip()
+    assert caught.value.code == 2 and error.startswith("portproof: error:") and message in error
+
+
+# --- argument bounds, names that could drive the terminal, --json on errors, Ctrl-C during start-up -------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-timeout", "1e300"], "--target-timeout must be at most {timeout_max} seconds (the longest wait this "
+                                    "platform accepts), got 1e+300"),
+    (["--num-samples", "100001"], "--num-samples must be at most 100,000, got 100,001: every sample and every "
+                                  "side's outputs for it are held in memory at once"),
+    (["--seed", "-1"], "--seed must be between 0 and 2**64 - 1 (what torch's generator takes), got -1"),
+    (["--seed", str(2**64)], f"--seed must be between 0 and 2**64 - 1 (what torch's generator takes), got {2**64}"),
+    (["--out", ""], "--out is empty; give a directory, or leave it out for logs"),
+    (["--weights", ""], "--weights is empty; give auto, random or the path of a checkpoint"),
+    (["--inputs", " "], "--inputs is empty; give images, random or a folder of images"),
+    (["--weights-cache", ""], "--weights-cache is empty; give a cache directory"),
+    (["--inputs", "imag\x1b[2Jes"], "--inputs 'imag\\x1b[2Jes' holds a control character, which no model or file "
+                                    "name needs; check the quoting"),
+    (["--target", "cpu:99"], "cpu:99 does not exist: the CPU is a single device, cpu:0; give cpu"),
+    (["--target", "onnxruntime@cpu:1"], "cpu:1 does not exist: the CPU is a single device, cpu:0; give cpu"),
+    (["--reference", "cpu:1"], "cpu:1 does not exist: the CPU is a single device, cpu:0; give cpu"),
+])
+def test_out_of_bounds_values_are_refused_before_any_work(tmp_path, capsys, args, message):
+    import threading
+
+    code, summary = run_check(tmp_path / "out", *args)
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and summary is None and len(error) == 1
+    assert error[0] == f"portproof: error: {message.format(timeout_max=f'{threading.TIMEOUT_MAX:.0f}')}"
+    assert not (tmp_path / "out").exists()  # refused before anything was created
+
+
+def test_the_widest_seed_torch_takes_is_accepted():
+    args = cli.build_parser().parse_args(["check", "--seed", str(2**64 - 1), "--weights", "random"])
+    config = cli.config_from_args(args, [])
+    assert config.inputs.seed == config.weights.seed == 2**64 - 1
+    assert torch.Generator().manual_seed(config.inputs.seed).initial_seed() == 2**64 - 1
+
+
+def test_an_escape_sequence_in_a_model_name_is_refused_and_shown_inert(tmp_path, capsys):
+    code, _ = run_check(tmp_path / "out", model="\x1b[31mred\x1b]0;owned\x07")
+    captured = capsys.readouterr()
+    assert code == 2 and "\x1b" not in captured.err + captured.out and "\x07" not in captured.err
+    assert captured.err.strip() == ("portproof: error: the model name '\\x1b[31mred\\x1b]0;owned\\x07' holds a control "
+                                    "character, which no model or file name needs; check the quoting")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_escape_sequence_in_an_image_file_name_is_shown_inert(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "notes\x1b[2J.txt").write_text("not an image")
+    code, _ = run_check(tmp_path / "out", "--inputs", str(folder), "--target", "cpu")
+    err = capsys.readouterr().err
+    assert code == 2 and "\x1b" not in err
+    assert err.strip().splitlines()[-1].endswith("(notes\\x1b[2J.txt: not an image PIL can read); give a folder of images")
+
+
+def test_inert_writes_every_control_character_as_a_visible_escape():
+    from portproof.terminal import inert
+
+    assert inert("a\x1b[31mb\nc\td\x7f\x9b\u202eé中") == "a\\x1b[31mb\\x0ac\\x09d\\x7f\\x9b\\u202eé中"
+
+
+def test_json_errors_are_json_on_stdout_with_the_one_line_on_stderr(tmp_path, capsys, monkeypatch):
+    assert run_check(tmp_path / "out", "--seed", "-1", "--json")[0] == 2
+    captured = capsys.readouterr()
+    error = "--seed must be between 0 and 2**64 - 1 (what torch's generator takes), got -1"
+    assert json.loads(captured.out) == {"status": "ERROR", "exit_code": 2, "error": error}
+    assert captured.err == f"portproof: error: {error}\n"
+
+    with pytest.raises(SystemExit) as caught:  # argparse's usage errors too, when --json is among the options
+        cli.main(["check", "--jso", "--no-such-option"])
+    assert caught.value.code == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "status": "ERROR", "exit_code": 2, "error": "unrecognized arguments: --no-such-option (see portproof --help)"}
+
+    monkeypatch.setattr("portproof.session.run_check", lambda config, progress=None: 1 / 0)
+    assert run_check(tmp_path / "out", "--json", "--target", "cpu")[0] == 2
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["status"] == "ERROR" and answer["error"].startswith("internal error: ZeroDivisionError")
+
+
+def test_errors_without_json_leave_stdout_empty(tmp_path, capsys):
+    assert run_check(tmp_path / "out", "--seed", "-1")[0] == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_ctrl_c_while_torch_imports_exits_130_in_one_line(tmp_path):
+    """A real process and a real SIGINT, sent to its process group as a terminal's Ctrl-C is, while
+    `import torch` runs (libtorch is mapped, the import is not done): exit 130, one line, no traceback, no
+    files, the JSON error object on stdout, and no process left behind."""
+    import os
+    import signal
+    import time
+
+    out, stdout, stderr = tmp_path / "out", tmp_path / "stdout", tmp_path / "stderr"
+    with open(stdout, "w") as out_file, open(stderr, "w") as err_file:
+        process = subprocess.Popen([sys.executable, "-m", "portproof", "check", SMALL_MODEL, "--out", str(out),
+                                    "--offline", "--json"], stdout=out_file, stderr=err_file, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "libtorch" not in Path(f"/proc/{process.pid}/maps").read_text():
+            assert process.poll() is None and time.monotonic() < deadline, "torch was never imported"
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    error = stderr.read_text()
+    assert error == ("portproof: interrupted; no report was written; files already in the output directory were "
+                     "left as they were\n")
+    assert json.loads(stdout.read_text())["status"] == "INTERRUPTED" and not out.exists()
+    assert not processes_in_session(process.pid)
+
+
+def processes_in_session(session: int) -> list[int]:
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session:
+                    found.append(int(entry.name))
+            except OSError:  # ended meanwhile
+                pass
+    return found

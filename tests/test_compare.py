@@ -23,7 +23,10 @@ from portproof.compare import (
     relative_l2,
     with_noise_floor,
 )
+from portproof.backends.torch_eager import EagerBackend
 from portproof.config import Criteria
+
+from helpers import run_check, substitute
 
 LOOSE = Criteria(min_cosine=-1.0, max_rel_l2=math.inf)  # never fails on cosine / rel_l2
 TOLERANCE_KEYS = {"0.1%", "0.5%", "1%"}
@@ -421,6 +424,39 @@ def test_nonfinite_samples_list_is_shortened_in_the_message():
     assert c.failures[0] == (
         "out: 0 NaN and 10 Inf in the target where the reference is finite (samples 0, 1, 2, 3, 4, 5, 6, 7 and 2 more)"
     )
+
+
+# A whole check whose target returns NaN/Inf (issue 4): a FAIL with the counts, reports written, no crash
+
+
+class NonFiniteBackend(EagerBackend):
+    """fp16 overflow as it shows: NaN in two logits of sample 1, Inf in one feature of sample 2."""
+
+    def run(self, batch):
+        outputs = {name: t.clone() for name, t in super().run(batch).items()}
+        outputs["logits"][1, 5] = outputs["logits"][1, 7] = float("nan")
+        outputs["features"][2, 0] = float("inf")
+        return outputs
+
+
+class AllNaNBackend(EagerBackend):
+    def run(self, batch):
+        return {name: torch.full_like(t, float("nan")) for name, t in super().run(batch).items()}
+
+
+def test_nonfinite_target_outputs_fail_with_counts_and_samples_never_a_crash(tmp_path, monkeypatch):
+    substitute(monkeypatch, {"cpu/fp16": NonFiniteBackend, "cpu/bf16": AllNaNBackend})
+    code, summary = run_check(tmp_path / "out", "--num-samples", "4", "--batch-size", "4",
+                              "--target", "cpu/fp16", "--target", "cpu/bf16", "--target", "cpu")
+    some, every, fine = summary["targets"]
+    assert code == 1 and fine["status"] == "PASS"
+    assert some["status"] == "FAIL" and every["status"] == "FAIL"
+    assert "logits: 2 NaN and 0 Inf in the target where the reference is finite (samples 1)" in some["verdict"]["failures"]
+    assert "features: 0 NaN and 1 Inf in the target where the reference is finite (samples 2)" in some["verdict"]["failures"]
+    logits = next(c for c in some["comparisons"] if c["name"] == "logits")
+    assert logits["target_nonfinite"] == {"nan": 2, "inf": 0} and logits["nonfinite_samples"] == [1]
+    assert "logits: no element is finite on both sides" in every["verdict"]["failures"]
+    assert all((tmp_path / "out" / name).stat().st_size > 0 for name in ("report.md", "report.html", "accuracy_compare.log"))
 
 
 # --- compare_outputs: low-precision inputs --------------------------------------------------------------

@@ -51,7 +51,8 @@ def run(tmp_path_factory):
         patch.setattr(registry, "create", lambda spec: BrokenBackend(spec) if spec.label == "cpu/fp16" else original(spec))
         config = CheckConfig(model=ModelSpec(SMALL_MODEL), weights=WeightsSpec(source="random"), inputs=InputSpec(num_samples=4),
                              targets=tuple(parse_target(t) for t in TARGETS), timing=TimingSpec(warmup=1, iters=4),
-                             output=OutputSpec(directory=str(out)), command_line="portproof check test_vit")
+                             output=OutputSpec(directory=str(out)), command_line="portproof check test_vit",
+                             isolation="none")  # the swapped backend lives in this process
         result = run_check(config)
     write_reports(result, out, "en")
     return result, out
@@ -134,8 +135,8 @@ def test_an_older_summary_without_histograms_still_loads(run):
 
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update(schema_version="2.0"), "schema_version 2.0"),
-    (lambda s: s.pop("model"), "field 'model' is missing"),
-    (lambda s: s["targets"][0].update(latency="fast"), "summary.json.targets[0].latency: expected an object"),
+    (lambda s: s.pop("model"), "summary.json: field model: missing"),
+    (lambda s: s["targets"][0].update(latency="fast"), "summary.json: field targets[0].latency: expected an object"),
     (lambda s: s["inputs"].update(num_samples="four"), "inputs.num_samples: expected an integer"),
 ])
 def test_a_damaged_summary_is_refused_with_the_place_named(run, change, message):

@@ -132,3 +132,18 @@ def test_a_batch_larger_than_the_given_samples_is_refused():
     config = CheckConfig(targets=(), timing=QUICK, inputs=InputSpec(batch_size=8))
     with pytest.raises(ConfigError, match="batch size 8 is larger than the 4 samples"):
         Session(config, module=toy_models.make_model(), inputs=toy_models.make_inputs(4, 0))
+
+
+class AllNaN(torch.nn.Module):
+    input_shape = (3,)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(signal, float("nan"))
+
+
+def test_a_reference_with_no_finite_output_stops_the_check_instead_of_failing_every_target():
+    from portproof.errors import ReferenceRunError
+
+    config = CheckConfig(targets=(parse_target("cpu/bf16"),), timing=QUICK, isolation="none")
+    with pytest.raises(ReferenceRunError, match="produced no finite output"):
+        run_check(config, module=AllNaN())

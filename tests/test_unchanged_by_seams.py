@@ -15,7 +15,9 @@ BEFORE = Path(__file__).parent / "data" / "before_seams"
 NOT_COMPARED = {"started_at", "finished_at", "duration_s", "latency", "latency_ms", "speedup", "environment",
                 "command_line", "directory", "onnx_model_bytes"}
 # Fields added since, which the older summary does not have: new information, nothing changed.
-ADDED = {"outcomes", "shapes", "dtypes", "factory"}
+ADDED = {"outcomes", "shapes", "dtypes", "factory",
+         "loaded_share", "unwrapped", "file_format", "dtype_conversions", "nonfloat_tensors", "allow_nonfloat",
+         "accept_partial_as_pretrained", "isolation"}
 
 
 def differences(before, after, path: str) -> list[str]:

@@ -4,9 +4,13 @@ broken checkpoints of issue 4 as a user meets them through `portproof check --we
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import hashlib
 import os
+import platform
 import struct
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,9 +18,11 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from portproof import models
+from portproof import cli, models, weights
 from portproof.config import ModelSpec, WeightsSpec
 from portproof.errors import WeightsError
+from portproof.report.load import load_directory
+from portproof.results import RANDOM_WEIGHTS_BANNER, CheckResult, WeightsProvenance
 
 from conftest import SMALL_MODEL, SMALL_REPO
 from helpers import last_error_line, run_check
@@ -328,17 +334,293 @@ def test_missing_and_unexpected_keys_are_listed_then_allowed_and_recorded(tmp_pa
 
 def test_nonfinite_weights_are_refused_naming_the_tensor_then_allowed_and_recorded(tmp_path, small_state, capsys):
     state = {k: v.clone() for k, v in small_state.items()}
-    state["blocks.1.mlp.fc1.weight"][0, :3] = torch.tensor([float("nan"), float("nan"), float("inf")])
-    state["norm.weight"][5] = float("-inf")
+    # in the head only, so that the reference still computes finite logits elsewhere and the features
+    state["head.weight"][5, :3] = torch.tensor([float("nan"), float("nan"), float("inf")])
+    state["head.bias"][7] = float("-inf")
     path = write_safetensors(tmp_path / "nan.safetensors", state)
 
     code, summary = run_check(tmp_path / "refused", "--weights", str(path))
     error = last_error_line(capsys)
     assert code == 2 and summary is None
-    assert "blocks.1.mlp.fc1.weight: 2 NaN, 1 Inf (and 1 more tensors)" in error and "--allow-nonfinite-weights" in error
+    # in the file's order: safetensors stores the keys sorted
+    assert "head.bias: 0 NaN, 1 Inf (and 1 more tensors)" in error and "--allow-nonfinite-weights" in error
 
     code, summary = run_check(tmp_path / "allowed", "--weights", str(path), "--allow-nonfinite-weights", "--target", "cpu")
     assert code in (0, 1) and summary["pretrained_used"] is True
-    assert summary["weights"]["nonfinite_tensors"] == ["blocks.1.mlp.fc1.weight: 2 NaN, 1 Inf", "norm.weight: 0 NaN, 1 Inf"]
+    assert summary["weights"]["nonfinite_tensors"] == ["head.bias: 0 NaN, 1 Inf", "head.weight: 2 NaN, 1 Inf"]
     assert summary["settings"]["weights"]["allow_nonfinite"] is True
     assert any("--allow-nonfinite-weights" in note for note in summary["notes"])
+
+
+# === issue 9: no false claims from weights, the layouts training code writes, errors that name the cause ===
+
+
+def parameter_share(state: dict, names: set[str]) -> float:
+    """The share of test_vit's parameters, by element count, that the keys in `names` cover."""
+    sizes = {name: p.numel() for name, p in timm.create_model(SMALL_MODEL).named_parameters()}
+    return sum(n for name, n in sizes.items() if name in names) / sum(sizes.values())
+
+
+def head_and_norm_only(small_state: dict) -> dict:
+    """Far under half of the model: the classifier head and the final norm."""
+    return {k: v for k, v in small_state.items() if k.startswith(("head.", "norm."))}
+
+
+def test_loaded_share_is_recorded_and_under_half_is_not_pretrained(tmp_path, small_state):
+    state = head_and_norm_only(small_state)
+    path = write_safetensors(tmp_path / "head.safetensors", state)
+    provenance = load(source=str(path), allow_partial=True, seed=3).provenance
+    assert provenance.loaded_share == pytest.approx(parameter_share(small_state, set(state)))
+    assert provenance.loaded_share < 0.5
+    assert provenance.pretrained_used is False and provenance.source_kind == "file" and provenance.random_seed == 3
+    accepted = load(source=str(path), allow_partial=True, accept_partial_as_pretrained=True).provenance
+    assert accepted.pretrained_used is True and accepted.loaded_share == provenance.loaded_share
+
+
+def test_a_partial_load_over_half_stays_pretrained_with_its_share(tmp_path, small_state):
+    state = {k: v for k, v in small_state.items() if not k.startswith("blocks.0.")}
+    provenance = load(source=str(write_safetensors(tmp_path / "most.safetensors", state)), allow_partial=True).provenance
+    assert 0.5 < provenance.loaded_share < 1
+    assert provenance.loaded_share == pytest.approx(parameter_share(small_state, set(state)))
+    assert provenance.pretrained_used is True
+    complete = load(source=str(write_safetensors(tmp_path / "all.safetensors", small_state))).provenance
+    assert complete.loaded_share == 1.0
+
+
+def result_with(weights: WeightsProvenance) -> CheckResult:
+    return CheckResult(config=None, model=None, weights=weights, inputs=None, reference=None, targets=(),
+                       environment={}, started_at="", finished_at="", duration_s=0.0)
+
+
+@pytest.mark.parametrize("weights, random", [
+    (WeightsProvenance("random", False, False, random_seed=0), True),
+    (WeightsProvenance("file", False, True, loaded_share=0.2), True),  # under half
+    (WeightsProvenance("file", True, True, loaded_share=0.2), False),  # under half, accepted as pretrained
+    (WeightsProvenance("file", True, True, loaded_share=0.8), False),
+    (WeightsProvenance("as-given", False, False, factory="pkg.mod:make"), False),  # the caller's own weights
+])
+def test_random_weights_banner_follows_what_was_loaded(weights, random):
+    assert result_with(weights).random_weights is random
+
+
+def test_a_mostly_missing_checkpoint_gets_the_random_weights_banner_unless_accepted(tmp_path, small_state):
+    path = write_safetensors(tmp_path / "head.safetensors", head_and_norm_only(small_state))
+    share = parameter_share(small_state, set(head_and_norm_only(small_state)))
+
+    code, summary = run_check(tmp_path / "partial", "--weights", str(path), "--allow-partial-weights", "--target", "cpu")
+    assert code == 0 and summary["pretrained_used"] is False and summary["warning"] == RANDOM_WEIGHTS_BANNER
+    assert summary["weights"]["source_kind"] == "file" and summary["weights"]["loaded_share"] == pytest.approx(share)
+    note = next(note for note in summary["notes"] if "--allow-partial-weights" in note)
+    assert f"it supplied {share:.1%} of the model's parameters" in note and "--accept-partial-as-pretrained" in note
+    assert RANDOM_WEIGHTS_BANNER in (tmp_path / "partial" / "report.md").read_text()
+    assert load_directory(tmp_path / "partial").random_weights  # and so does `portproof report` on that folder
+
+
+
+def test_the_new_weights_flags_reach_the_settings():
+    args = cli.build_parser().parse_args(["check", "--accept-partial-as-pretrained", "--allow-nonfloat-weights"])
+    spec = cli.config_from_args(args, []).weights
+    assert spec.accept_partial_as_pretrained is True and spec.allow_nonfloat is True
+    assert cli.config_from_args(cli.build_parser().parse_args(["check"]), []).weights == WeightsSpec()
+
+
+def prefixed(state: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in state.items()}
+
+
+@pytest.mark.parametrize("layout, unwrapped", [
+    (lambda s: {"model": s, "epoch": 3}, ("nested under 'model'",)),
+    (lambda s: {"state_dict_ema": s, "epoch": 3}, ("nested under 'state_dict_ema'",)),
+    (lambda s: {"state_dict": prefixed(s, "module.")}, ("nested under 'state_dict'", "prefix 'module.' removed (DDP / torch.compile)")),
+    (lambda s: prefixed(s, "module._orig_mod."), ("prefix 'module._orig_mod.' removed (DDP / torch.compile)",)),
+    (lambda s: {"state_dict": prefixed(s, "model."), "global_step": 10}, ("nested under 'state_dict'", "prefix 'model.' removed (Lightning)")),
+])
+def test_training_layouts_are_unwrapped_and_recorded(tmp_path, small_state, layout, unwrapped):
+    path = tmp_path / "train.ckpt"
+    torch.save(layout(small_state), path)
+    loaded = load(source=str(path))
+    assert_loaded(loaded, small_state, path, "file")
+    assert loaded.provenance.unwrapped == unwrapped and loaded.provenance.loaded_share == 1.0
+
+
+def test_plain_weights_are_preferred_to_the_ema_copy(tmp_path, small_state):
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in small_state.items()}
+    path = tmp_path / "checkpoint-7.pth.tar.pth"
+    torch.save({"state_dict": small_state, "state_dict_ema": ema, "epoch": 7}, path)
+    loaded = load(source=str(path))
+    assert_loaded(loaded, small_state, path, "file")
+    assert loaded.provenance.unwrapped == ("nested under 'state_dict' (not used: 'state_dict_ema')",)
+    assert "nested under 'state_dict' (not used: 'state_dict_ema')" in " ".join(weights.risk_notes(loaded.provenance))
+
+
+class HoldsAModel(torch.nn.Module):
+    """A network whose own submodule is called `model`: its keys start with `model.` and must stay so."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = torch.nn.Linear(3, 2)
+
+
+def test_a_model_prefix_that_is_the_networks_own_is_kept(tmp_path):
+    network = HoldsAModel()
+    state = {k: torch.full_like(v, 0.5) for k, v in network.state_dict().items()}
+    path = write_safetensors(tmp_path / "own.safetensors", state)
+    provenance = weights.apply_checkpoint(network, path, "file", True, None, WeightsSpec(source=str(path)), ())
+    assert provenance.unwrapped == () and torch.equal(network.model.weight, torch.full((2, 3), 0.5))
+
+
+def test_a_float16_checkpoint_in_a_float32_model_is_named(tmp_path, small_state):
+    half = {k: v.half() if v.is_floating_point() else v for k, v in small_state.items()}
+    loaded = load(source=str(write_safetensors(tmp_path / "half.safetensors", half)))
+    floating = sum(v.is_floating_point() for v in small_state.values())
+    assert loaded.provenance.dtype_conversions == (f"{floating} tensors stored as float16, loaded as float32",)
+    assert loaded.provenance.pretrained_used is True
+    assert torch.equal(loaded.module.model.state_dict()["head.weight"], half["head.weight"].float())
+    assert any("stored as float16, loaded as float32" in note for note in weights.risk_notes(loaded.provenance))
+
+
+def test_integer_tensors_for_float_parameters_are_refused_then_allowed_and_recorded(tmp_path, small_state, capsys):
+    integers = torch.randint(-128, 127, small_state["head.weight"].shape, dtype=torch.int8)
+    path = write_safetensors(tmp_path / "int8.safetensors", dict(small_state, **{"head.weight": integers}))
+
+    code, summary = run_check(tmp_path / "refused", "--weights", str(path))
+    error = last_error_line(capsys)
+    assert code == 2 and summary is None
+    assert "head.weight: int8 into float32" in error and "--allow-nonfloat-weights" in error
+
+    code, summary = run_check(tmp_path / "allowed", "--weights", str(path), "--allow-nonfloat-weights", "--target", "cpu")
+    assert code in (0, 1) and summary["weights"]["nonfloat_tensors"] == ["head.weight: int8 into float32"]
+    assert summary["settings"]["weights"]["allow_nonfloat"] is True
+    assert any("--allow-nonfloat-weights" in note for note in summary["notes"])
+
+
+def test_quantised_tensors_are_refused_then_dequantised_when_allowed(tmp_path, small_state):
+    with warnings.catch_warnings():  # torch deprecates its quantised tensors; checkpoints holding them remain
+        warnings.simplefilter("ignore")
+        quantised = torch.quantize_per_tensor(small_state["head.weight"], 0.01, 0, torch.qint8)
+    path = tmp_path / "quantised.pth"
+    torch.save(dict(small_state, **{"head.weight": quantised}), path)
+    with pytest.raises(WeightsError, match=r"head\.weight: qint8 into float32") as refused:
+        load(source=str(path))
+    assert refused.value.for_cli().endswith("(--allow-nonfloat-weights)")
+    loaded = load(source=str(path), allow_nonfloat=True)
+    assert torch.equal(loaded.module.model.head.weight.detach(), quantised.dequantize())
+    assert loaded.provenance.nonfloat_tensors == ("head.weight: qint8 into float32",)
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "weights.pth", "weights.pt"])
+def test_safetensors_bytes_under_a_pickle_name_are_read_as_safetensors(tmp_path, small_state, name):
+    path = tmp_path / name
+    save_file(small_state, str(path))
+    loaded = load(source=str(path))
+    assert_loaded(loaded, small_state, path, "file")
+    assert loaded.provenance.file_format == "safetensors" and loaded.provenance.pickle_trusted is False
+    assert any("holds safetensors data" in note for note in weights.risk_notes(loaded.provenance))
+
+
+def test_a_pickle_is_recorded_as_one(tmp_path, small_state):
+    path = tmp_path / "weights.pth"
+    torch.save(small_state, path)
+    assert load(source=str(path)).provenance.file_format == "pickle"
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda link: link.symlink_to("/dev/zero"), "character device, a link to /dev/zero"),
+    (lambda link: os.mkfifo(link), "named pipe"),  # opening one would wait for a writer for ever
+])
+def test_a_weights_path_that_is_no_regular_file_is_refused_before_reading(tmp_path, capsys, make, kind):
+    path = tmp_path / "model.safetensors"
+    make(path)
+    with pytest.raises(WeightsError, match=f"is not a regular file \\({kind}\\); give the path of a checkpoint file"):
+        load(source=str(path))
+    with pytest.raises(WeightsError, match="is not a regular file"):  # also when found in a folder
+        load(source=str(tmp_path))
+    code, summary = run_check(tmp_path / "out", "--weights", str(path))
+    assert code == 2 and summary is None and f"{path} is not a regular file" in last_error_line(capsys)
+    assert_no_report_files(tmp_path / "out")
+
+
+# Linux capability numbers and the capget/capset system calls, to drop what lets root read any file.
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
+CAPABILITY_SYSCALLS = {"x86_64": (125, 126), "aarch64": (90, 91)}
+
+
+class _CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapabilityData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _set_effective_capabilities(change) -> int:
+    """Apply `change` to this thread's effective capability mask; returns the mask before it."""
+    getter, setter = CAPABILITY_SYSCALLS[platform.machine()]
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapabilityHeader(0x20080522, 0), (_CapabilityData * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.syscall(getter, ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    before = data[0].effective
+    data[0].effective = change(before)
+    if libc.syscall(setter, ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    return before
+
+
+@contextlib.contextmanager
+def file_permissions_enforced():
+    """Root reads any file (CAP_DAC_OVERRIDE): drop that from this thread for a while, so that a file's mode
+    bites as it does for any other user; as another user nothing needs doing."""
+    if os.geteuid() != 0:
+        yield
+        return
+    if platform.machine() not in CAPABILITY_SYSCALLS:
+        pytest.skip(f"running as root on {platform.machine()}: no known way here to make a file unreadable to this process")
+    bypass = (1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)
+    try:
+        before = _set_effective_capabilities(lambda mask: mask & ~bypass)
+    except OSError as error:
+        pytest.skip(f"running as root and the file-permission bypass cannot be dropped ({error}): chmod 000 binds no one")
+    try:
+        yield
+    finally:
+        _set_effective_capabilities(lambda mask: before)
+
+
+@pytest.mark.parametrize("name, locked", [
+    ("model.safetensors", "file"),
+    ("weights.pth", "file"),
+    ("weights.pth", "folder"),
+])
+def test_a_permission_denied_weights_file_says_permission_denied(tmp_path, small_state, capsys, name, locked):
+    path = tmp_path / "ckpt" / name
+    path.parent.mkdir()
+    if name.endswith(".safetensors"):
+        save_file(small_state, str(path))
+    else:
+        torch.save(small_state, path)
+    (path if locked == "file" else path.parent).chmod(0)
+    try:
+        with file_permissions_enforced():
+            with pytest.raises(PermissionError):
+                open(path, "rb")  # the premise: this process cannot read it
+            with pytest.raises(WeightsError) as refused:
+                load(source=str(path))
+            code, summary = run_check(tmp_path / "out", "--weights", str(path))
+            error = last_error_line(capsys)
+    finally:
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+    for message in (str(refused.value), error):
+        assert f"{path}: permission denied" in message
+        assert not any(wrong in message for wrong in ("does not exist", "download it again", "trust-pickle", "safely"))
+    assert code == 2 and summary is None
+
+
+def test_a_checkpoint_nested_in_itself_is_refused_not_followed_for_ever(tmp_path):
+    looped: dict = {"epoch": 1}
+    looped["model"] = looped  # pickle keeps the cycle, and weights_only loading rebuilds it
+    path = tmp_path / "looped.pth"
+    torch.save(looped, path)
+    with pytest.raises(WeightsError, match="holds no state dict of tensors"):
+        load(source=str(path))

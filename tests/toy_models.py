@@ -54,3 +54,68 @@ class DeclaresItsShape(nn.Module):
 def make_declared() -> DeclaresItsShape:
     torch.manual_seed(1)
     return DeclaresItsShape()
+
+
+class CrashesInBf16(nn.Module):
+    """A vendor kernel that segfaults, as it shows: the process dies by SIGSEGV, but only for bf16 weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(6, 3)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        if self.layer.weight.dtype == torch.bfloat16:
+            import ctypes
+
+            ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return self.layer(signal)
+
+
+def make_crashing() -> CrashesInBf16:
+    torch.manual_seed(2)
+    model = CrashesInBf16()
+    model.input_shape = (6,)
+    return model
+
+
+class StuckInCpp(nn.Module):
+    """A forward that never returns from C++ for long: a matmul loop (a hung driver call, as far as Python can tell)."""
+
+    input_shape = (4,)
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        big = torch.ones(1500, 1500)
+        for _ in range(100_000):
+            big = torch.mm(big, big).clamp_(max=1.0)
+        return self.layer(signal) + big[0, 0]
+
+
+def make_stuck() -> StuckInCpp:
+    return StuckInCpp()
+
+
+class HangsInFp16(nn.Module):
+    """A driver call that never returns, as it shows: the fp16 forward blocks for good; fp32 and bf16 run."""
+
+    input_shape = (6,)
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(6, 3)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        if self.layer.weight.dtype == torch.float16:
+            import threading
+
+            print("stuck", flush=True)
+            threading.Event().wait()
+        return self.layer(signal)
+
+
+def make_hanging() -> HangsInFp16:
+    torch.manual_seed(3)
+    return HangsInFp16()

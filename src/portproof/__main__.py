@@ -4,4 +4,6 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# The guard matters: a side's process (worker.py) imports the parent's main module again.
+if __name__ == "__main__":
+    sys.exit(main())

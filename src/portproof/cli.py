@@ -7,9 +7,13 @@ run, 130 interrupted. Only options the user gave are passed on; every default li
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -30,43 +34,107 @@ from .errors import ConfigError, PortproofError, describe
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
+from .terminal import CONTROL_CHARACTERS, inert
 
-EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+MAX_NUM_SAMPLES = 100_000
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range; it folds a negative seed onto a positive one
+# The options that name things, as an error shows them, and what to give instead of an empty value.
+NAMED_OPTIONS = {
+    "model": ("the model name", f"a timm model name, or none for {ModelSpec.name}"),
+    "weights": ("--weights", "auto, random or the path of a checkpoint"),
+    "weights_cache": ("--weights-cache", "a cache directory"),
+    "inputs": ("--inputs", "images, random or a folder of images"),
+    "out": ("--out", f"a directory, or leave it out for {OutputSpec.directory}"),
+    "directory": ("DIR", "the folder portproof check wrote"),
+}
+
+
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, CI cancellation and `docker stop` send), raised where the program is, so that
+    it unwinds as Ctrl-C does: a side's process stopped, no temporary file left, exit 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = _asks_for_json(argv)  # until argparse has read the options (its own errors come first)
+    try:
+        args = _parse(argv, as_json)
+        as_json = bool(getattr(args, "json", False))
         if args.command == "env":
             return print_constraints() if args.constraints else print_environment()
         if args.command == "report":
             return run_report_command(args)
-        return run_check_command(args, argv)
+        return run_check_command(args, argv)  # imports torch: a Ctrl-C from here on is handled below
     except PortproofError as error:
-        print(f"portproof: error: {error.for_cli()}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
+        return _stop(EXIT_CANNOT_RUN, f"error: {error.for_cli()}", as_json)
     except KeyboardInterrupt as interrupt:
         done = interrupt.args[0] if interrupt.args else ("no report was written; files already in the output "
                                                          "directory were left as they were")
-        print(f"portproof: interrupted; {done}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stop(EXIT_INTERRUPTED, f"interrupted; {done}", as_json)
+    except Terminated:
+        return _stop(EXIT_TERMINATED, "terminated (SIGTERM); the output directory holds one run's complete files, "
+                     "this one's or the earlier ones", as_json)
     except Exception as error:  # a bug here or in a library: one line, and the traceback on request
         if os.environ.get("PORTPROOF_DEBUG"):
             raise
         where = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"portproof: internal error: {describe(error)} "
-              f"(at {Path(where.filename).name}:{where.lineno}); no report was written. Rerun with PORTPROOF_DEBUG=1 "
-              "for the traceback, and please report it", file=sys.stderr)
-        return EXIT_CANNOT_RUN
+        return _stop(EXIT_CANNOT_RUN, f"internal error: {describe(error)} (at {Path(where.filename).name}:"
+                     f"{where.lineno}); no report was written. Rerun with PORTPROOF_DEBUG=1 for the traceback, "
+                     "and please report it", as_json)
+
+
+def _stop(exit_code: int, message: str, as_json: bool) -> int:
+    """`message` as one inert line on stderr; with --json also as a JSON error object on stdout, so that a
+    caller parsing stdout always gets JSON."""
+    print(f"portproof: {inert(message)}", file=sys.stderr, flush=True)
+    if as_json:
+        status = "INTERRUPTED" if exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else "ERROR"
+        error = message.removeprefix("error: ")  # "internal error: ..." and "interrupted; ..." say what they are
+        print(json.dumps({"status": status, "exit_code": exit_code, "error": error}), flush=True)
+    return exit_code
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """Whether --json (or an abbreviation argparse would take) is among the options, before any `--`."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return any(len(token) > 2 and "--json".startswith(token) for token in options)
+
+
+def _parse(argv: list[str], as_json: bool) -> argparse.Namespace:
+    """argparse's reading of argv. Its usage errors still exit 2 with one line (SystemExit, as argparse
+    does), and with --json among the options also print the JSON error object."""
+    try:
+        return build_parser().parse_args(argv)
+    except _UsageExit as usage:
+        raise SystemExit(_stop(EXIT_CANNOT_RUN, usage.message, as_json)) from None
+
+
+class _UsageExit(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors in our one-line form (exit 2, as ours)."""
 
     def error(self, message: str):
-        self.exit(EXIT_CANNOT_RUN, f"portproof: error: {message} (see {self.prog} --help)\n")
+        raise _UsageExit(f"error: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +180,11 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                        help="load a checkpoint with missing or unexpected keys (recorded in the summary)")
     group.add_argument("--allow-nonfinite-weights", action="store_true", default=S,
                        help="load a checkpoint holding NaN or Inf values (recorded in the summary)")
+    group.add_argument("--allow-nonfloat-weights", action="store_true", default=S,
+                       help="load integer or quantised tensors into floating-point parameters, dequantised or cast "
+                            "(recorded in the summary)")
+    group.add_argument("--accept-partial-as-pretrained", action="store_true", default=S,
+                       help="count a partial checkpoint that supplies under half of the parameters as pretrained")
     group.add_argument("--trust-pickle", action="store_true", default=S,
                        help="unpickle a .bin/.pth/.pt checkpoint in full when safe loading refuses it; unpickling "
                             "can run any code, so only for files you trust (recorded in the summary)")
@@ -131,6 +204,9 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--target-timeout", type=float, default=S, metavar="S",
                        help="seconds a target may take to run and be timed before it ends as ERROR: timed out "
                             f"(default {CheckConfig.target_timeout_s:g}); also bounds the reference")
+    group.add_argument("--in-process", action="store_true", default=S,
+                       help="run every side in this process instead of a child process each: no --target-timeout, "
+                            "a crash ends the check, timings only as faithful as the calling thread (for debugging)")
     group.add_argument("--layers", action="store_true", default=S,
                        help="also compare every module (accumulated and local modes) and name the first that diverges")
     group = command.add_argument_group("criteria")
@@ -153,11 +229,14 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     given = vars(args)
+    _check_names(given)
     _check_ranges(given)
     seed = {"seed": given["seed"]} if "seed" in given else {}
     weights = WeightsSpec(**_pick(given, weights="source", weights_cache="cache_dirs", offline="offline",
                                   require_pretrained="require_pretrained", allow_partial_weights="allow_partial",
-                                  allow_nonfinite_weights="allow_nonfinite", trust_pickle="trust_pickle"), **seed)
+                                  allow_nonfinite_weights="allow_nonfinite", trust_pickle="trust_pickle",
+                                  allow_nonfloat_weights="allow_nonfloat",
+                                  accept_partial_as_pretrained="accept_partial_as_pretrained"), **seed)
     if weights.source == "random" and weights.require_pretrained:
         raise ConfigError("--weights random and --require-pretrained contradict each other; drop one of them")
     if isinstance(weights.cache_dirs, list):
@@ -187,19 +266,34 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         layers=layers_command or given.get("layers", False),
         single_target=layers_command,
         command_line=shlex.join(["portproof", *argv]),
+        isolation="none" if given.get("in_process") else CheckConfig.isolation,
         **_pick(given, target_timeout="target_timeout_s"),
     )
     if "reference" in given:
         config = replace(config, reference=parse_target(given["reference"]))
+    _check_devices(config)
     return config
 
 
-def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
-    from .session import run_check
-    from .report import check_writable, plots, write_reports
-    from .terminal import ProgressDisplay
+def _check_devices(config: CheckConfig) -> None:
+    """An absent device or device index (cuda:7 on a one-GPU machine, cpu:1) stops the check here, before
+    the output folder is made and the model loaded."""
+    from .backends import registry
+    from .backends.base import check_device
 
-    config = config_from_args(args, argv)
+    for spec in (config.reference, *(config.targets or ())):
+        registry.require(spec)
+        if spec.device == "cpu":
+            check_device("cpu", spec.index)  # whichever backend runs there: cpu:1 names nothing
+
+
+def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
+    with _holding_ctrl_c():  # start-up: imports of torch and numpy that a Ctrl-C must not break halfway
+        from .session import run_check
+        from .report import check_writable, plots, write_reports
+        from .terminal import ProgressDisplay
+
+        config = config_from_args(args, argv)
     out_dir = check_writable(config.output.directory)
     plots.import_in_background()
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
@@ -210,8 +304,27 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_PASS if result.all_passed else EXIT_FAIL
 
 
+@contextlib.contextmanager
+def _holding_ctrl_c():
+    """Ctrl-C during the block takes effect when it ends (a KeyboardInterrupt, handled by main). Meant for
+    importing torch: a KeyboardInterrupt raised inside that import is swallowed by torch's C++ while numpy
+    is half-loaded, and the run then goes on broken or fails with "cannot load module more than once"."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # only the main thread sets handlers; an ignored Ctrl-C stays ignored
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def run_report_command(args: argparse.Namespace) -> int:
     """`portproof report DIR`: report.md and report.html again, from the saved summary, in --lang."""
+    _check_names(vars(args))
     from .report import check_writable, render_reports, write_files
     from .report.load import SUMMARY_FILE, load_directory
 
@@ -277,8 +390,29 @@ def _check_ranges(given: dict) -> None:
     for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1)):
         if option in given and given[option] < low:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
+    if given.get("num_samples", 0) > MAX_NUM_SAMPLES:
+        raise ConfigError(f"--num-samples must be at most {MAX_NUM_SAMPLES:,}, got {given['num_samples']:,}: every "
+                          "sample and every side's outputs for it are held in memory at once")
+    if "seed" in given and not 0 <= given["seed"] <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and 2**64 - 1 (what torch's generator takes), got {given['seed']}")
     for option in ("min_cosine", "max_rel_l2"):
         if option in given and not 0.0 <= given[option] <= 1.0:
             raise ConfigError(f"--{option.replace('_', '-')} must be between 0 and 1, got {given[option]}")
     if "target_timeout" in given and not 0.0 < given["target_timeout"] < float("inf"):
         raise ConfigError(f"--target-timeout must be a number of seconds above 0, got {given['target_timeout']}")
+    if given.get("target_timeout", 0) > threading.TIMEOUT_MAX:
+        raise ConfigError(f"--target-timeout must be at most {threading.TIMEOUT_MAX:.0f} seconds (the longest wait "
+                          f"this platform accepts), got {given['target_timeout']:g}")
+
+
+def _check_names(given: dict) -> None:
+    """No model name or path is empty or holds a control character (an escape sequence would drive the
+    terminal, and the value reaches summary.json and the reports): refuse those before any work."""
+    for option, (shown, expected) in NAMED_OPTIONS.items():
+        values = given.get(option, [])
+        for value in values if isinstance(values, list) else [values]:
+            if not value.strip():
+                raise ConfigError(f"{shown} is empty; give {expected}")
+            if CONTROL_CHARACTERS.search(value):
+                raise ConfigError(f"{shown} '{inert(value)}' holds a control character, which no model or file "
+                                  "name needs; check the quoting")

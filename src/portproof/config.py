@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
+ISOLATION_MODES = ("process", "none")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class WeightsSpec:
     require_pretrained: bool = False  # random initialisation becomes an error
     allow_partial: bool = False  # missing / unexpected keys are recorded instead of refused
     allow_nonfinite: bool = False  # NaN / Inf values in the checkpoint are recorded instead of refused
+    allow_nonfloat: bool = False  # integer / quantised tensors for floating parameters are loaded instead of refused
+    # a checkpoint that supplies under half of the parameters still counts as pretrained (weights.PRETRAINED_SHARE)
+    accept_partial_as_pretrained: bool = False
     trust_pickle: bool = False  # a pickle that weights_only loading refuses may be unpickled (it can run code)
     download_timeout_s: float = 10.0
     seed: int = 0  # seeds the random initialisation when no weights are found
@@ -111,6 +115,9 @@ class CheckConfig:
     layers: bool = False  # also compare module by module (layers.py) for each target
     single_target: bool = False  # `portproof layers`: `--target auto` takes only the first target it finds
     target_timeout_s: float = 3600.0  # a side whose run and timing take longer ends as ERROR: timed out
+    # "process": each side in a child process of its own (faithful timings, crashes and hangs contained);
+    # "none": in the calling thread (no deadline, no containment; see README "Where each side runs")
+    isolation: str = "process"
     command_line: str = ""
 
 

@@ -4,13 +4,15 @@ a user's `pkg.module:make_inputs` returns, or a mapping passed from Python. The 
 which of these its models take by default (models.ModelFamily.build_inputs).
 
 A folder may hold anything. Files that are not readable images (text, corrupt or truncated images, images
-above MAX_IMAGE_PIXELS) are skipped and listed with the reason; other colour modes become RGB as timm's
+above MAX_IMAGE_PIXELS or that timm's resize for the model would take above it, such as a 1x100000 strip)
+are skipped and listed with the reason; other colour modes become RGB as timm's
 datasets make them (`Image.convert("RGB")`), except 16- and 32-bit integer images, which are scaled to
 8 bits first (PIL's conversion would clip them to white). Every image that was converted is recorded.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -117,7 +119,7 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
         if len(tensors) == spec.num_samples:
             break
         try:
-            rgb, conversion = read_rgb(path)
+            rgb, conversion = read_rgb(path, data_config)
             tensors.append(transform(rgb))
         except Exception as error:  # PIL raises many kinds for a file that is not a readable image
             skipped.append(f"{path.name}: {_reason(error)}")
@@ -140,8 +142,9 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
     return InputSet({name: torch.stack(tensors)}, kind, tuple(sources), tuple(skipped), preprocessing, spec.seed)
 
 
-def read_rgb(path) -> tuple[Any, str | None]:
-    """The image as 8-bit RGB, and how it was converted (None when it was RGB already)."""
+def read_rgb(path, data_config: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+    """The image as 8-bit RGB, and how it was converted (None when it was RGB already). Refused from its
+    header, before decoding, when it or (given `data_config`) its resize for the model is too large."""
     import warnings
 
     from PIL import Image
@@ -152,6 +155,8 @@ def read_rgb(path) -> tuple[Any, str | None]:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise _TooLarge(f"{width}x{height} pixels")
+            if data_config is not None:
+                _check_resized_size(width, height, data_config)
             mode = image.mode
             if mode == "RGB":
                 return image.convert("RGB"), None
@@ -165,13 +170,52 @@ def read_rgb(path) -> tuple[Any, str | None]:
             return image.convert("RGB"), f"{mode} to RGB"
 
 
+def resized_size(width: int, height: int, data_config: dict[str, Any]) -> tuple[int, int]:
+    """(width, height) that timm's eval transform for `data_config` resizes a width x height image to
+    before its crop (timm.data.transforms_imagenet_eval): a long thin image keeps its aspect ratio under the
+    default center crop, so its long side grows with it."""
+    from timm.data.constants import DEFAULT_CROP_PCT
+
+    size = data_config.get("input_size", 224)
+    target_h, target_w = (size, size) if isinstance(size, int) else tuple(size[-2:])
+    crop_pct = data_config.get("crop_pct") or DEFAULT_CROP_PCT
+    scale_h, scale_w = math.floor(target_h / crop_pct), math.floor(target_w / crop_pct)
+    mode = data_config.get("crop_mode")
+    if mode == "squash":  # both sides to the scale size, aspect ratio not kept
+        return scale_w, scale_h
+    if mode != "border" and scale_h == scale_w:  # torchvision's Resize(int): shorter side to the scale size
+        short, long = sorted((width, height))
+        new_short, new_long = scale_h, int(scale_h * long / short)
+        return (new_short, new_long) if width <= height else (new_long, new_short)
+    # timm's ResizeKeepRatio: "border" fits the longer side, "center" (non-square input) the shorter one
+    ratio_h, ratio_w = height / scale_h, width / scale_w
+    ratio = max(ratio_h, ratio_w) if mode == "border" else min(ratio_h, ratio_w)
+    return round(width / ratio), round(height / ratio)
+
+
+def _check_resized_size(width: int, height: int, data_config: dict[str, Any]) -> None:
+    if not width or not height:
+        return  # nothing to resize; decoding says what is wrong with it
+    new_width, new_height = resized_size(width, height, data_config)
+    if new_width * new_height > MAX_IMAGE_PIXELS:
+        raise _ResizedTooLarge(f"{width}x{height} pixels would be resized to {new_width}x{new_height} "
+                               f"({new_width * new_height / 1e9:.1f} G pixels) before the crop")
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _ResizedTooLarge(Exception):
     pass
 
 
 def _reason(error: Exception) -> str:
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(error, _ResizedTooLarge):
+        return (f"too elongated: {error}; the limit is {MAX_IMAGE_PIXELS:,} pixels: crop it closer to the "
+                "model's aspect ratio")
     if isinstance(error, (_TooLarge, Image.DecompressionBombError)):
         size = str(error) if isinstance(error, _TooLarge) else first_line(error)
         return f"too large ({size}); the limit is {MAX_IMAGE_PIXELS:,} pixels (10000x10000): downscale it"

@@ -10,6 +10,7 @@ any target runs.
 from __future__ import annotations
 
 import inspect
+import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -18,17 +19,13 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from . import environment, faults, inputs, models, weights
+from . import environment, faults, inputs, models, sides, weights, worker
 from .backends import registry
-from .backends.base import Backend
-from .backends.torch_eager import EagerBackend
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
-from .config import CheckConfig, TargetSpec
-from .errors import ConfigError, PortproofError, ReferenceRunError, describe
-from .layers import compare_layers
-from .layers_onnx import compare_layers_onnx
+from .config import ISOLATION_MODES, CheckConfig, TargetSpec
+from .errors import ConfigError, PortproofError, ReferenceRunError
+from .report import CAPTURED_OUTPUT_FILE
 from .results import CheckResult, InputInfo, LayerReport, ModelInfo, ReferenceResult, TargetResult
-from .timing import measure
 
 # progress(message) says a step begins; progress(message, done, total) that the step so named is done/total
 # of the way. The session only calls it; the CLI decides what (if anything) the user sees.
@@ -56,6 +53,12 @@ class Session:
         self.progress = _with_counts(progress or _silent)
         self.started_at, self._clock = _now(), time.perf_counter()
         self.notes: list[str] = []
+        if config.isolation not in ISOLATION_MODES:
+            raise ConfigError(f"isolation {config.isolation!r}: choose one of {', '.join(ISOLATION_MODES)}")
+        if config.isolation == "process":
+            worker.start()  # the fork server imports torch while this process loads the model
+        # what third-party code prints while the sides run; removed when the session is collected
+        self._captured = tempfile.NamedTemporaryFile(prefix="portproof-output-", suffix=".log")
         self.loaded = self._load(module)
         self.input_set = self._inputs(inputs)
         if config.inputs.batch_size > self.input_set.num_samples:
@@ -117,29 +120,29 @@ class Session:
         config = self.config
         label = config.reference.label
         self.progress(f"running the reference ({label})")
-        backend = registry.create(config.reference)
         try:
-            outputs, latency = faults.run_with_deadline(
-                lambda step_progress: self._run_side(backend, step_progress, f"timing the reference ({label})"),
-                config.target_timeout_s, self.progress)
+            side = self._run_side(config.reference, f"the reference ({label})", config.timing)
         except PortproofError:
             raise
         except Exception as error:
             raise ReferenceRunError(f"the reference ({label}) failed, so nothing can be compared: "
                                     f"{faults.describe_failure(error, config.reference.device_string, config.inputs.batch_size)}") from None
-        result = ReferenceResult(label=label, description=backend.describe(),
-                                 output_shapes={name: tuple(t.shape) for name, t in outputs.items()},
-                                 latency=latency, rel_l2_vs_fp64=None)
-        return result, outputs
+        if not any(bool(torch.isfinite(t).any()) for t in side.outputs.values()):
+            raise ReferenceRunError(f"the reference ({label}) produced no finite output (every value is NaN or Inf), so "
+                                    "nothing can be compared; check the model and its weights on the reference first")
+        result = ReferenceResult(label=label, description=side.description,
+                                 output_shapes={name: tuple(t.shape) for name, t in side.outputs.items()},
+                                 latency=side.latency, rel_l2_vs_fp64=None)
+        return result, side.outputs
 
     def _run_fp64(self) -> Tensors | None:
         """The float64 CPU outputs that measure the noise floor; None when skipped or failed (with a note)."""
         if not self.config.fp64_reference:
             return None
         self.progress("running the float64 reference (noise floor)")
-        backend = EagerBackend(TargetSpec(device="cpu", dtype="fp64"))
         try:
-            return faults.run_with_deadline(lambda step_progress: self._run_all(backend)[0], self.config.target_timeout_s)
+            return self._run_side(TargetSpec(device="cpu", dtype="fp64"), "the float64 reference",
+                                  replace(self.config.timing, enabled=False)).outputs
         except Exception as error:  # the noise floor is context, not the verdict: go on without it
             self.notes.append(f"the float64 run failed, so there is no noise floor: "
                               f"{faults.describe_failure(error, 'cpu', self.config.inputs.batch_size)}")
@@ -164,12 +167,8 @@ class Session:
         config = self.config
         description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
         try:
-            backend = registry.create(spec)
-            outputs, latency = faults.run_with_deadline(
-                lambda step_progress: self._run_side(backend, step_progress, f"timing {spec.label}"),
-                config.target_timeout_s, self.progress)
-            description = backend.describe()
-            backend = None  # free the target's model before the layer pass and the next target
+            side = self._run_side(spec, spec.label, config.timing)
+            outputs, latency, description = side.outputs, side.latency, side.description
             if tuple(outputs) != self.output_names:
                 raise RuntimeError(f"returned the outputs {', '.join(outputs) or 'none'}, the reference "
                                    f"{', '.join(self.output_names)}")
@@ -199,7 +198,7 @@ class Session:
         config, samples = self.config, self.input_set.tensors
         count = self.input_set.num_samples
         notes: tuple[str, ...] = ()
-        if registry.info(config.reference.backend).layer_pass != "eager" or config.reference.dtype.startswith("amp-"):
+        if config.reference.backend != "eager" or config.reference.dtype.startswith("amp-"):
             return LayerReport(spec.label, count, config.criteria, (), None, None, (), (
                 f"no layer pass: it needs an eager reference without autocast, and the reference is {config.reference.label}",))
         mode = registry.info(spec.backend).layer_pass
@@ -211,14 +210,12 @@ class Session:
                      "so their outputs cannot be observed one by one",)
             spec = replace(spec, backend="eager")
         try:
-            reference = EagerBackend(config.reference)
-            reference.prepare(self.loaded.network, samples)
-            if mode == "graph":
-                return compare_layers_onnx(reference.model, reference.place(samples), spec, config.criteria)
-            return compare_layers(reference.model, self.loaded.network, reference.place(samples), spec, config.criteria, notes)
+            return worker.run(sides.run_layer_pass, (config.reference, self.loaded.network, samples, spec, mode,
+                                                     config.criteria, notes),
+                              label=f"the layer pass of {spec.label}", **self._side_settings(spec))
         except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows
             return LayerReport(spec.label, count, config.criteria, (), None, None, (),
-                               notes + (f"layer pass failed: {describe(error)}",))
+                               notes + (f"layer pass failed: {faults.describe_failure(error, spec.device_string, count)}",))
 
     # --- the result ---------------------------------------------------------------------------------------------
 
@@ -232,6 +229,11 @@ class Session:
             tensors = {"inputs": dict(self.input_set.tensors),
                        "reference": {n: t.float() for n, t in self.reference_outputs.items()},
                        **{k: {n: t.float() for n, t in v.items()} for k, v in self.target_outputs.items() if v}}
+        notes = list(self.notes)
+        captured = self.captured_output()
+        if captured.strip():
+            notes.append(f"third-party code (exporters, compilers, runtimes) printed {len(captured.splitlines())} lines "
+                         f"while the sides ran; they are in {CAPTURED_OUTPUT_FILE}, not on the terminal")
         return CheckResult(
             config=replace(config, targets=tuple(self.targets)),
             model=self._model_info(),
@@ -243,8 +245,9 @@ class Session:
             started_at=self.started_at,
             finished_at=_now(),
             duration_s=time.perf_counter() - self._clock,
-            notes=tuple(self.notes),
+            notes=tuple(notes),
             tensors=tensors,
+            captured_output=captured or None,
         )
 
     def _model_info(self) -> ModelInfo:
@@ -265,32 +268,20 @@ class Session:
 
     # --- running one side -----------------------------------------------------------------------------------
 
-    def _run_side(self, backend: Backend, progress: Progress | None = None, timing_step: str = "timing"):
-        outputs, cold_ms = self._run_all(backend)
-        latency = None
-        if self.config.timing.enabled:
-            on_step = None
-            if progress is not None:
-                progress(timing_step)
-                on_step = lambda done, total: progress(timing_step, done, total)  # noqa: E731
-            first = self.batches[0]
-            latency = measure(backend.step(first), backend.synchronize, self.config.timing,
-                              next(iter(first.values())).shape[0], cold_ms, on_step)
-        return outputs, latency
+    def _run_side(self, spec: TargetSpec, label: str, timing) -> sides.SideRun:
+        """One side run on every batch and timed, in its own process (or in-process, by config.isolation)."""
+        return worker.run(sides.run_side, (spec, self.loaded.module, self.batches, timing, f"timing {label}"),
+                          label=label, **self._side_settings(spec))
 
-    def _run_all(self, backend: Backend) -> tuple[Tensors, float]:
-        """Every batch through the backend, outputs concatenated per name; also the first call's time."""
-        backend.prepare(self.loaded.module, self.batches[0])
-        per_batch = []
-        for index, batch in enumerate(self.batches):
-            if index == 0:
-                start = time.perf_counter()
-                per_batch.append(backend.run(batch))
-                backend.synchronize()
-                cold_ms = (time.perf_counter() - start) * 1000.0
-            else:
-                per_batch.append(backend.run(batch))
-        return {name: torch.cat([outputs[name] for outputs in per_batch]) for name in per_batch[0]}, cold_ms
+    def _side_settings(self, spec: TargetSpec) -> dict[str, Any]:
+        return dict(timeout_s=self.config.target_timeout_s, capture_path=self._captured.name, device=spec.device_string,
+                    batch_size=self.config.inputs.batch_size, progress=self.progress,
+                    isolated=self.config.isolation == "process")
+
+    def captured_output(self) -> str:
+        """What third-party code printed while the sides ran (exporters, compilers, runtimes)."""
+        with open(self._captured.name, encoding="utf-8", errors="replace") as captured:
+            return captured.read()
 
 
 def run_check(config: CheckConfig = CheckConfig(), progress: Progress | None = None, *, module: nn.Module | None = None,

@@ -2,11 +2,13 @@
 verdict line or the summary JSON.
 
 Progress and warnings go to stderr, results to stdout. A stream that is not a terminal gets plain lines
-and no control characters (no colour, no cursor movement, no progress animation).
+and no control characters (no colour, no cursor movement, no progress animation). Text that comes from
+outside (model and file names, error messages) is shown `inert`: its control characters as visible escapes.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -14,6 +16,20 @@ from typing import TextIO
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
 
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow"}
+# C0 and C1 controls and DEL (an escape sequence can recolour, retitle or clear the terminal), and the
+# bidirectional overrides, which make the shown text differ from the real one.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: object) -> str:
+    """`text` with every control character written as a visible escape (ESC as \\x1b, a line break as
+    \\x0a): it prints as itself, on one line, and cannot drive the terminal."""
+    return CONTROL_CHARACTERS.sub(_visible_escape, str(text))
+
+
+def _visible_escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -66,9 +82,11 @@ class ProgressDisplay:
             self._finish_step()
             self._message = message
             if self._progress is not None:
-                self._task = self._progress.add_task(message, total=None, count="")
+                from rich.markup import escape  # the description is read as rich markup
+
+                self._task = self._progress.add_task(escape(inert(message)), total=None, count="")
             else:
-                print(f"portproof: {message}", file=self.stream, flush=True)
+                print(f"portproof: {inert(message)}", file=self.stream, flush=True)
         if done is not None and total and self._progress is not None:
             self._progress.update(self._task, completed=done, total=total, count=f"{done}/{total}")
 
@@ -109,6 +127,7 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
     console = Console(file=stdout, highlight=False, **({} if _is_terminal(stdout) else {"width": 160}))
 
     def say(text: Text) -> None:
+        text.plain = inert(text.plain)  # notes and errors quote model and file names
         console.print(text, soft_wrap=True)  # a long line stays one line, for grep and copy
 
     if result.random_weights:
@@ -158,6 +177,6 @@ def print_written(written: list[Path], stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     print("wrote:", file=stream)
     for path in written:
-        print(f"  {path}", file=stream)
+        print(f"  {inert(path)}", file=stream)
     stream.flush()
 

@@ -47,6 +47,8 @@ def cast_inputs(batch: Tensors, device: torch.device | str, dtype: torch.dtype) 
 def check_device(device: str, index: int | None) -> None:
     """Raise DeviceUnavailableError, naming what is missing, unless `device[:index]` can run torch code."""
     if device == "cpu":
+        if index not in (None, 0):  # torch takes cpu:99 silently and runs on the one CPU device there is
+            raise DeviceUnavailableError(f"cpu:{index} does not exist: the CPU is a single device, cpu:0; give cpu")
         return
     if device == "npu":
         try:
@@ -70,8 +72,8 @@ def check_device(device: str, index: int | None) -> None:
 
 
 def make_current(device: torch.device) -> None:
-    """Make `device` the calling thread's current device. Each side runs in a worker thread (faults.py),
-    and a new thread starts on device 0: CUDA and torch_npu keep their context per thread."""
+    """Make `device` the calling thread's current device: CUDA and torch_npu keep it per thread, and a side
+    (worker.py) may run in any thread of the caller's in-process mode, where a new thread starts on device 0."""
     if device.type == "cpu":
         return
     index = device.index if device.index is not None else 0

@@ -59,6 +59,7 @@ def export(model: nn.Module, example: Tensors, path: Path) -> ExportedGraph:
         except (TypeError, RuntimeError, NotImplementedError):
             batch = torch.export.Dim("batch")
             torch.onnx.export(wrapped, args, str(path), dynamo=True, input_names=list(input_names),
-                              output_names=list(names), dynamic_shapes=tuple({0: batch} for _ in args))
+                              output_names=list(names),
+                              dynamic_shapes=(tuple({0: batch} for _ in args),))  # forward(*inputs): one varargs entry
             exporter = f"torch.onnx (dynamo) {torch.__version__}"
     return ExportedGraph(path, exporter, input_names, names)

@@ -18,6 +18,11 @@ from . import html, layers_files, log, markdown, summary_json
 WRITTEN_BEFORE_INTERRUPT = "the reports had been written whole when the interrupt took effect"
 # report.md and report.html (render_reports) are in the language of --lang; these are for scripts and stay English.
 WRITERS = {"summary.json": summary_json.render, "accuracy_compare.log": log.render}
+CAPTURED_OUTPUT_FILE = "runtime_output.log"  # what third-party code printed while the sides ran
+# Every file a check may write (patterns, relative to its folder): what an earlier run left and this one
+# does not write again is removed, so that a folder never holds files of two runs.
+CHECK_FILES = (*WRITERS, "report.md", "report.html", "layers.csv", "layers.json", CAPTURED_OUTPUT_FILE,
+               "tensors/*.safetensors")
 
 
 def check_writable(directory: str | Path) -> Path:
@@ -39,10 +44,11 @@ def render_reports(result: CheckResult, lang: str = "en", source: str = "this ru
             "report.html": html.render(result, lang, source).encode("utf-8")}
 
 
-def write_files(contents: dict[str, bytes], directory: str | Path) -> list[Path]:
+def write_files(contents: dict[str, bytes], directory: str | Path, replaces: tuple[str, ...] = ()) -> list[Path]:
     """All the files or none: each is first written whole to a temporary file beside it (a full disk or an
-    unwritable folder fails here, before any previous file is touched), then all are renamed into place,
-    with Ctrl-C held off for those few renames."""
+    unwritable folder fails here, before any previous file is touched), then all are renamed into place and
+    the files of `replaces` (an earlier run's) that this set does not hold are removed, with Ctrl-C and
+    SIGTERM held off for those few renames: the folder holds one run's files, never a mix."""
     targets = [Path(directory) / name for name in contents]
     staged: list[str] = []
     path = Path(directory)
@@ -52,6 +58,8 @@ def write_files(contents: dict[str, bytes], directory: str | Path) -> list[Path]
         with _interrupts_deferred():
             for temporary, path in zip(staged, targets):
                 os.replace(temporary, path)
+            for stale in _stale_files(Path(directory), replaces, set(targets)):
+                stale.unlink(missing_ok=True)
     except BaseException as error:
         for temporary in staged:
             Path(temporary).unlink(missing_ok=True)
@@ -71,7 +79,9 @@ def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") 
                          "layers.json": layers_files.render_json(result).encode("utf-8")})
     if result.tensors:
         contents.update(_tensor_files(result.tensors))
-    return write_files(contents, directory)
+    if result.captured_output:
+        contents[CAPTURED_OUTPUT_FILE] = result.captured_output.encode("utf-8")
+    return write_files(contents, directory, replaces=CHECK_FILES)
 
 
 def _stage(path: Path, data: bytes) -> str:
@@ -92,22 +102,30 @@ def _stage(path: Path, data: bytes) -> str:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """A Ctrl-C that comes while the body runs is noted, and acted on once the body is done. (Python runs
-    signal handlers in the main thread only, and only handlers installed from Python can be swapped.)"""
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if not callable(previous):  # not ours to defer: SIG_IGN, SIG_DFL, a C handler, or not the main thread
+    """Ctrl-C or SIGTERM that comes while the body runs is noted, and acted on once the body is done.
+    (Python runs signal handlers in the main thread only, and only handlers installed from Python can be
+    swapped.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    deferrable = [number for number, handler in previous.items() if callable(handler)]
+    caught: list[int] = []
+    for number in deferrable:  # not ours to defer: SIG_IGN, SIG_DFL or a C handler
+        signal.signal(number, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and previous is signal.default_int_handler:
-        raise KeyboardInterrupt(WRITTEN_BEFORE_INTERRUPT)
-    if caught:
-        previous(signal.SIGINT, None)
+        for number in deferrable:
+            signal.signal(number, previous[number])
+    for number in caught[:1]:
+        if previous[number] is signal.default_int_handler:
+            raise KeyboardInterrupt(WRITTEN_BEFORE_INTERRUPT)
+        previous[number](number, None)
+
+
+def _stale_files(directory: Path, patterns: tuple[str, ...], written: set[Path]) -> list[Path]:
+    return [path for pattern in patterns for path in directory.glob(pattern) if path not in written and path.is_file()]
 
 
 def _sync_directory(directory: Path) -> None:

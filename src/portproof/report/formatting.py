@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 import re
 
+# C0 and C1 control characters but tab and line breaks, which are whitespace to a page and to Markdown
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_MARKDOWN_SPECIALS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*", "[": "\\[",
+                      "]": "\\]", "~": "\\~", "#": "\\#", "\\": "\\\\",
+                      "\n": " ", "\r": " "}  # a line break could start a heading, a list or an HTML block
+_EMPHASIS_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
 
 def number(value: float | None, digits: int = 6) -> str:
     """A float for people: fixed for ordinary magnitudes, scientific for tiny or huge ones."""
@@ -23,8 +30,8 @@ def milliseconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f} ms"
 
 
-def share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.2f}%"
+def share(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def device_name(description: dict) -> str:
@@ -32,20 +39,32 @@ def device_name(description: dict) -> str:
     return str(description.get("device_name") or description.get("device") or "")
 
 
+def visible_controls(text: object) -> str:
+    """`text` with its control characters written out (ESC as `\\x1b`): a page shows nothing for them, and a
+    terminal that prints the file would obey an escape sequence (colour, cursor moves, a new title)."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
+
+
 def escape_markdown(text: object) -> str:
     """Strings from models and users may hold markup: show them as text in Markdown (and its HTML)."""
-    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]",
-             "\\": "\\\\", "\n": " ", "\r": " "}  # a line break could start a heading, a list or an HTML block
-    return "".join(table.get(ch, ch) for ch in str(text))
+    escaped = "".join(_MARKDOWN_SPECIALS.get(ch, ch) for ch in visible_controls(text))
+    # "_" between two letters or digits never opens or closes emphasis: names like cosine_similarity stay as written
+    return _EMPHASIS_UNDERSCORE.sub(r"\\_", escaped)
 
 
 def code_span(text: object) -> str:
     """`text` as a Markdown code span that nothing in it can close early: the fence is one backtick longer
     than its longest run of backticks, and line breaks (which could end the paragraph) become spaces."""
-    text = " ".join(str(text).splitlines())
+    text = visible_controls(" ".join(str(text).splitlines()))
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_cell(text: object) -> str:
+    """A code span inside a table cell: tables split cells at every unescaped `|`, inside code spans too, and
+    show an escaped one as `|`."""
+    return code_span(text).replace("|", "\\|")
 
 
 def code_fence(text: object) -> str:

@@ -3,25 +3,83 @@
 `portproof report DIR` uses this to re-render report.md and report.html without running the model. The
 conversion follows the dataclasses' own type hints, so a field added to a result dataclass is read back
 without a change here; a field missing from an older summary takes its default when it has one. Numbers
-that were not finite were saved as null and come back as None (shown as "n/a").
+that were not finite were saved as null and come back as None (shown as "n/a"). A value the writers
+could not render (wrong type, a status outside PASS/FAIL/ERROR, ...) is refused with its place named:
+"summary.json: field targets[0].status: ...".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypedDict
 
+from ..config import Criteria, OutputSpec
 from ..errors import SummaryError
-from ..results import SCHEMA_VERSION, CheckResult
+from ..results import (
+    SCHEMA_VERSION,
+    CheckResult,
+    DiffHistogram,
+    LatencyStats,
+    ModelInfo,
+    Outcome,
+    OutputComparison,
+    TargetResult,
+    TopKAgreement,
+)
+from ..rules import RULE_TYPES
+from .formatting import visible_controls
+from .i18n import LANGUAGES
 
 SUMMARY_FILE = "summary.json"
 LAYERS_FILE = "layers.json"
 # Said in a layer pass read back from summary.json alone, which holds the worst modules but not every row.
 SUMMARY_ONLY_NOTE = "layers.json was not found: only the modules with the largest local error are shown, from summary.json"
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_%.+-]+")
+
+
+class SavedEnvironment(TypedDict, total=False):
+    """The entries of summary.json's free-form `environment` that the writers read (environment.collect)."""
+
+    python: str | None
+    platform: str | None
+    cpu: str | None
+    cpu_count: int | None
+    torch_threads: int | None
+    packages: dict[str, str | None]
+    portproof: str | None
+    cann: str | None
+    executable: str | None
+    command_line: str | None
+
+
+# Where summary.json says more than the dataclasses: its own names for a few fields, and what its
+# free-form entries hold.
+JSON_NAMES = {(CheckResult, "config"): "settings"}
+HINTS = {(CheckResult, "environment"): SavedEnvironment}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Place:
+    """Where a value sits: a file, and the path of the field inside it (`targets[0].status`)."""
+
+    file: str
+    path: str = ""
+
+    def key(self, name: str) -> _Place:
+        if not _PLAIN_KEY.fullmatch(name):  # a key may hold anything, a terminal escape included: quoted
+            return _Place(self.file, f"{self.path}[{json.dumps(name)}]")
+        return _Place(self.file, f"{self.path}.{name}" if self.path else name)
+
+    def item(self, index: int) -> _Place:
+        return _Place(self.file, f"{self.path}[{index}]")
+
+    def error(self, problem: str) -> SummaryError:
+        return SummaryError(f"{self.file}: field {self.path}: {problem}" if self.path else f"{self.file}: {problem}")
 
 
 def load_directory(directory: str | Path) -> CheckResult:
@@ -47,79 +105,86 @@ def from_summary(summary: dict[str, Any], layers: dict[str, Any] | None = None) 
     version = str(summary.get("schema_version", ""))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise SummaryError(f"summary.json has schema_version {version or 'none'}; this portproof reads {SCHEMA_VERSION}")
-    full_passes = {}
-    if layers is not None:
-        _expect(isinstance(layers, dict) and isinstance(layers.get("targets"), list), LAYERS_FILE, "an object with targets",
-                layers)
-        full_passes = {entry.get("target"): entry for entry in layers["targets"] if isinstance(entry, dict)}
-    # summary.json names a few blocks differently from the dataclasses (settings = config), and keeps a
-    # layer pass in a short form of its own; the rest match the dataclasses field by field.
+    root = _Place(SUMMARY_FILE)
+    full_passes = _layer_passes(layers) if layers is not None else {}
+    # A layer pass is kept in summary.json in a short form of its own, read below; the rest matches the
+    # dataclasses field by field.
     targets = summary.get("targets")
-    _expect(isinstance(targets, list), "summary.json.targets", "a list", targets)
+    _expect(isinstance(targets, list), root.key("targets"), "a list", targets)
     short_passes = [t.get("layers") if isinstance(t, dict) else None for t in targets]
-    fields = {**summary, "config": summary.get("settings"),
-              "targets": [{k: v for k, v in t.items() if k != "layers"} if isinstance(t, dict) else t for t in targets]}
-    result = _build(CheckResult, fields, "summary.json")
+    fields = {**summary, "targets": [{k: v for k, v in t.items() if k != "layers"} if isinstance(t, dict) else t
+                                     for t in targets]}
+    result = _build(CheckResult, fields, root)
     if not any(short_passes):
         return result
     rebuilt = []
     for position, (target, short) in enumerate(zip(result.targets, short_passes)):
         if short:
-            where = f"summary.json.targets[{position}].layers"
             full = full_passes.get(target.label)
-            target = dataclasses.replace(target, layers=_layer_report(full if full else short, full is not None,
-                                                                     LAYERS_FILE if full else where))
+            place, entry = full if full else (root.key("targets").item(position).key("layers"), short)
+            target = dataclasses.replace(target, layers=_layer_report(entry, full is not None, place))
         rebuilt.append(target)
     return dataclasses.replace(result, targets=tuple(rebuilt))
 
 
-def _layer_report(entry: Any, with_rows: bool, where: str) -> Any:
+def _layer_passes(layers: Any) -> dict[str, tuple[_Place, dict]]:
+    """layers.json's passes by target label, each with its place in the file."""
+    root = _Place(LAYERS_FILE)
+    _expect(isinstance(layers, dict), root, "an object", layers)
+    entries = layers.get("targets")
+    _expect(isinstance(entries, list), root.key("targets"), "a list", entries)
+    return {entry["target"]: (root.key("targets").item(i), entry) for i, entry in enumerate(entries)
+            if isinstance(entry, dict) and isinstance(entry.get("target"), str)}
+
+
+def _layer_report(entry: Any, with_rows: bool, where: _Place) -> Any:
     """A layers.LayerReport from a layers.json entry (every row) or summary.json's short form (the rows
     of the worst modules only, with their local metrics)."""
-    from ..config import Criteria
     from ..results import LayerMetrics, LayerReport, LayerRow
 
     _expect(isinstance(entry, dict), where, "an object", entry)
     metric_fields = [f.name for f in dataclasses.fields(LayerMetrics)]
 
-    def metrics(value: Any, at: str) -> LayerMetrics:
+    def metrics(value: Any, at: _Place) -> LayerMetrics:
         _expect(isinstance(value, dict), at, "an object", value)
         return _build(LayerMetrics, {k: value[k] for k in metric_fields if k in value}, at)
 
+    def entries(name: str) -> list[tuple[_Place, Any]]:
+        at = where.key(name)
+        return [(at.item(i), item) for i, item in enumerate(_build(list, entry.get(name, []), at))]
+
     if with_rows:
         rows = []
-        for i, row in enumerate(entry.get("rows") or []):
-            at = f"{where}.rows[{i}]"
+        for at, row in entries("rows"):
             _expect(isinstance(row, dict), at, "an object", row)
-            rows.append(LayerRow(order=_build(int, row.get("order"), f"{at}.order"),
-                                 name=_build(str, row.get("module"), f"{at}.module"),
-                                 element=_build(str, row.get("element", ""), f"{at}.element"),
-                                 module_type=_build(str, row.get("type", ""), f"{at}.type"),
-                                 shape=_build(tuple[int, ...], row.get("shape", []), f"{at}.shape"),
-                                 dtype=_build(str, row.get("dtype", ""), f"{at}.dtype"),
-                                 accumulated=metrics(row.get("accumulated"), f"{at}.accumulated"),
-                                 local=metrics(row.get("local"), f"{at}.local")))
-        worst = [w.get("module") if isinstance(w, dict) else w for w in entry.get("worst_local") or []]
+            rows.append(LayerRow(order=_build(int, row.get("order"), at.key("order")),
+                                 name=_build(str, row.get("module"), at.key("module")),
+                                 element=_build(str, row.get("element", ""), at.key("element")),
+                                 module_type=_build(str, row.get("type", ""), at.key("type")),
+                                 shape=_build(tuple[int, ...], row.get("shape", []), at.key("shape")),
+                                 dtype=_build(str, row.get("dtype", ""), at.key("dtype")),
+                                 accumulated=metrics(row.get("accumulated"), at.key("accumulated")),
+                                 local=metrics(row.get("local"), at.key("local"))))
+        worst = [(at.key("module"), w.get("module")) if isinstance(w, dict) else (at, w) for at, w in entries("worst_local")]
     else:
         rows, worst = [], []
-        for i, item in enumerate(entry.get("worst_local") or []):
-            at = f"{where}.worst_local[{i}]"
+        for order, (at, item) in enumerate(entries("worst_local")):
             _expect(isinstance(item, dict), at, "an object", item)
-            label = _build(str, item.get("module"), f"{at}.module")
-            worst.append(label)
-            rows.append(LayerRow(order=i, name=label, element="", module_type="", shape=(), dtype="",
+            label = _build(str, item.get("module"), at.key("module"))
+            worst.append((at.key("module"), label))
+            rows.append(LayerRow(order=order, name=label, element="", module_type="", shape=(), dtype="",
                                  accumulated=LayerMetrics(error=f"not compared: {SUMMARY_ONLY_NOTE}"),
                                  local=metrics(item, at)))
     return LayerReport(
-        target=_build(str, entry.get("target"), f"{where}.target"),
-        samples=_build(int, entry.get("samples"), f"{where}.samples"),
-        criteria=_build(Criteria, entry.get("criteria"), f"{where}.criteria"),
+        target=_build(str, entry.get("target"), where.key("target")),
+        samples=_build(int, entry.get("samples"), where.key("samples")),
+        criteria=_build(Criteria, entry.get("criteria"), where.key("criteria")),
         rows=tuple(rows),
-        first_divergent=_build(str | None, entry.get("first_divergent"), f"{where}.first_divergent"),
+        first_divergent=_build(str | None, entry.get("first_divergent"), where.key("first_divergent")),
         first_divergent_accumulated=_build(str | None, entry.get("first_divergent_accumulated"),
-                                           f"{where}.first_divergent_accumulated"),
-        worst_local=tuple(_build(str, w, f"{where}.worst_local") for w in worst),
-        notes=_build(tuple[str, ...], entry.get("notes", []), f"{where}.notes") + (
+                                           where.key("first_divergent_accumulated")),
+        worst_local=tuple(_build(str, label, at) for at, label in worst),
+        notes=_build(tuple[str, ...], entry.get("notes", []), where.key("notes")) + (
             (SUMMARY_ONLY_NOTE,) if not with_rows and entry.get("modules_compared") else ()),
     )
 
@@ -133,7 +198,7 @@ def _read_json(path: Path) -> Any:
         raise SummaryError(f"{path} is not valid JSON ({error}); it may be truncated: run the check again") from None
 
 
-def _build(hint: Any, value: Any, where: str) -> Any:
+def _build(hint: Any, value: Any, where: _Place) -> Any:
     """`value` (parsed JSON) as an instance of the type `hint`, checked on the way."""
     if hint is Any or hint is typing.Any:
         return value
@@ -146,31 +211,37 @@ def _build(hint: Any, value: Any, where: str) -> Any:
             try:
                 return _build(option, value, where)
             except SummaryError as error:
-                problems.append(str(error))
-        raise SummaryError(problems[0] if len(problems) == 1 else f"{where}: unexpected value {_short(value)}")
+                problems.append(error)
+        if len(problems) == 1:
+            raise problems[0]
+        raise where.error(f"unexpected value {_short(value)}")
     if value is None:
         # Non-finite floats are written as null; a float field reads them back as None.
         if hint is float:
             return None
-        raise SummaryError(f"{where}: missing value (null)")
+        raise where.error("missing (null)")
     if dataclasses.is_dataclass(hint):
         return _build_dataclass(hint, value, where)
+    if typing.is_typeddict(hint):
+        _expect(isinstance(value, dict), where, "an object", value)
+        entries = typing.get_type_hints(hint)
+        return {k: _build(entries[k], v, where.key(k)) if k in entries else v for k, v in value.items()}
     if origin is tuple or hint is tuple:
         _expect(isinstance(value, list), where, "a list", value)
         if not args:
             return tuple(value)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(_build(args[0], v, where.item(i)) for i, v in enumerate(value))
         _expect(len(args) == len(value), where, f"{len(args)} items", value)
-        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_build(a, v, where.item(i)) for i, (a, v) in enumerate(zip(args, value)))
     if origin is list or hint is list:
         _expect(isinstance(value, list), where, "a list", value)
-        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+        return [_build(args[0], v, where.item(i)) for i, v in enumerate(value)] if args else list(value)
     if origin is dict or hint is dict:
         _expect(isinstance(value, dict), where, "an object", value)
         if not args:
             return dict(value)
-        return {_build(args[0], k, where): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        return {_build(args[0], k, where): _build(args[1], v, where.key(k)) for k, v in value.items()}
     if hint is float:
         _expect(isinstance(value, (int, float)) and not isinstance(value, bool), where, "a number", value)
         return float(value)
@@ -178,30 +249,117 @@ def _build(hint: Any, value: Any, where: str) -> Any:
         _expect(isinstance(value, int) and not isinstance(value, bool), where, "an integer", value)
         return value
     if hint in (bool, str):
-        _expect(isinstance(value, hint), where, hint.__name__, value)
+        _expect(isinstance(value, hint), where, "a string" if hint is str else "true or false", value)
         return value
     return value
 
 
-def _build_dataclass(cls: type, value: Any, where: str) -> Any:
+def _build_dataclass(cls: type, value: Any, where: _Place) -> Any:
     _expect(isinstance(value, dict), where, "an object", value)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
-        if field.name in value:
-            kwargs[field.name] = _build(hints[field.name], value[field.name], f"{where}.{field.name}")
+        name = JSON_NAMES.get((cls, field.name), field.name)
+        if name in value:
+            built = _build(HINTS.get((cls, field.name), hints[field.name]), value[name], where.key(name))
+            check = VALUE_CHECKS.get((cls, field.name))
+            problem = check(built) if check else None
+            if problem:
+                raise where.key(name).error(f"{problem}, found {_short(value[name])}")
+            kwargs[field.name] = built
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise SummaryError(f"{where}: field {field.name!r} is missing")
-    return cls(**kwargs)
+            raise where.key(name).error("missing")
+    built = cls(**kwargs)
+    check = OBJECT_CHECKS.get(cls)
+    found = check(built) if check else None
+    if found:
+        name, problem = found
+        raise where.key(name).error(f"{problem}, found {_short(value.get(name))}")
+    return built
 
 
-def _expect(condition: bool, where: str, what: str, value: Any) -> None:
+def _one_of(*allowed: str) -> Callable[[Any], str | None]:
+    return lambda value: None if value in allowed else f"expected one of {', '.join(allowed)}"
+
+
+def _a_number(value: float | None) -> str | None:
+    return None if value is not None else "expected a number"
+
+
+def _a_share(value: float | None) -> str | None:
+    return None if value is not None and 0 <= value <= 1 else "expected a share between 0 and 1"
+
+
+def _numbers(values: tuple[float | None, ...]) -> str | None:
+    return None if None not in values else "expected numbers, not null"
+
+
+def _not_empty(value: Any) -> str | None:
+    return None if value else "expected at least one item"
+
+
+# What the writers rely on beyond the type hints: a status becomes a CSS class and picks the verdict's
+# words, the language picks the texts, a rule's name its sentence; these numbers are printed, counted or
+# drawn with (timings, histograms), so the null that stands for a non-finite number elsewhere cannot stand
+# for them.
+VALUE_CHECKS: dict[tuple[type, str], Callable[[Any], str | None]] = {
+    (TargetResult, "status"): _one_of("PASS", "FAIL", "ERROR"),
+    (CheckResult, "targets"): _not_empty,
+    (CheckResult, "duration_s"): _a_number,
+    (ModelInfo, "output_names"): _not_empty,
+    (OutputSpec, "lang"): _one_of(*LANGUAGES),
+    (Outcome, "rule"): _one_of(*RULE_TYPES),
+    (Criteria, "min_cosine"): _a_number,
+    (Criteria, "max_rel_l2"): _a_number,
+    **{(TopKAgreement, name): _a_share for name in ("top1_agreement", "topk_agreement", "tie_aware_top1_agreement")},
+    **{(LatencyStats, name): _a_number for name, hint in typing.get_type_hints(LatencyStats).items() if hint is float},
+    (LatencyStats, "samples_ms"): _numbers,
+    (DiffHistogram, "edges"): _numbers,
+    (DiffHistogram, "reference_rms"): _a_number,
+}
+
+
+def _outcome_numbers(outcome: Outcome) -> tuple[str, str] | None:
+    """A threshold outcome's sentence prints its measured value and limit; a top-1 one counts samples with its share."""
+    if outcome.rule == "top1" and _a_share(outcome.measured):
+        return "measured", _a_share(outcome.measured)
+    if outcome.rule in ("min_cosine", "max_rel_l2"):
+        missing = [name for name in ("measured", "limit") if getattr(outcome, name) is None]
+        return (missing[0], "expected a number") if missing else None
+    return None
+
+
+def _comparison_parts(comparison: OutputComparison) -> tuple[str, str] | None:
+    """A top-1 outcome's sentence names the samples of the comparison's topk; the per-sample figure draws
+    each sample's cosine and rel_l2 together."""
+    if comparison.topk is None and any(outcome.rule == "top1" for outcome in comparison.outcomes):
+        return "topk", "expected an object, as the outcomes hold a top1 rule"
+    if len(comparison.sample_rel_l2) != len(comparison.sample_cosine):
+        return "sample_rel_l2", f"expected {len(comparison.sample_cosine)} items, one per sample_cosine"
+    return None
+
+
+def _histogram_bins(histogram: DiffHistogram) -> tuple[str, str] | None:
+    if len(histogram.edges) != len(histogram.counts) + 1:
+        return "edges", f"expected {len(histogram.counts) + 1} items, one more than counts"
+    return None
+
+
+# The same, where a field's value is checked against another's: (field, problem) or None.
+OBJECT_CHECKS: dict[type, Callable[[Any], tuple[str, str] | None]] = {
+    Outcome: _outcome_numbers,
+    OutputComparison: _comparison_parts,
+    DiffHistogram: _histogram_bins,
+}
+
+
+def _expect(condition: bool, where: _Place, what: str, value: Any) -> None:
     if not condition:
-        raise SummaryError(f"{where}: expected {what}, found {_short(value)}")
+        raise where.error(f"expected {what}, found {_short(value)}")
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = visible_controls(json.dumps(value, ensure_ascii=False))  # json leaves C1 controls (a terminal's CSI) raw
     return text if len(text) <= 60 else text[:57] + "..."

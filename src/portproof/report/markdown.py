@@ -2,15 +2,15 @@
 written for Ascend ports (model, hardware, software, install and run, weight loading, inputs, run result,
 comparison, layer by layer, scoring fields, conclusion), filled from the result, computing nothing.
 
-Every word and punctuation mark comes from i18n.texts(lang); strings from models and users are escaped
-(escape_markdown) or put in code spans."""
+Every word and punctuation mark comes from i18n.texts(lang); every string from the model, the user or a
+summary.json is escaped (escape_markdown) or put in a code span or code block, so it reads as text."""
 
 from __future__ import annotations
 
 import json
 
 from ..results import CheckResult
-from .formatting import code_fence, device_name, milliseconds, number, share
+from .formatting import code_cell, code_fence, device_name, milliseconds, number, share, visible_controls
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
 from .i18n import texts, verdict_reasons
@@ -33,10 +33,10 @@ def render(result: CheckResult, lang: str = "en") -> str:
         (t["name"], code(model_name) + t["parens"].format(text=requested)),
         (t["family"], f"{esc(model.family)}{t['semicolon']}{t['hub_repo']}{t['colon']}{esc(model.hub_repo or t['none'])}"),
         (t["parameters"], f"{model.num_parameters:,}"),
-        (t["outputs_compared"], ", ".join(model.output_names)),
+        (t["outputs_compared"], ", ".join(esc(name) for name in model.output_names)),
     ])
     out += _environment(result, t)
-    command_line = result.environment.get("command_line") or "portproof check"
+    command_line = visible_controls(result.environment.get("command_line") or "portproof check")
     fence = code_fence(command_line)
     out += [f"## {t['install_run']}", "", fence, f"make setup   # {t['install_hint']}", command_line, fence, ""]
     out += _weights(result, t)
@@ -89,7 +89,7 @@ def _weights(result: CheckResult, t: dict) -> list[str]:
         (t["pretrained_loaded"], t["yes"] if weights.pretrained_used else t["random_init"].format(seed=weights.random_seed)),
         (t["source"], esc(weights.source_kind)),
         (t["path"], code(weights.path) if weights.path else t["none"]),
-        ((t["size"], f"{t['bytes'].format(size=weights.file_size)}{t['semicolon']}sha256 {code(weights.sha256)}")
+        ((t["size"], f"{_size(weights.file_size, t)}{t['semicolon']}sha256 {code(weights.sha256)}")
          if weights.sha256 else ("sha256", t["none"])),
         ("pretrained_used", str(weights.pretrained_used).lower()),
         ("local_weight_used", str(weights.local_weight_used).lower()),
@@ -100,12 +100,16 @@ def _weights(result: CheckResult, t: dict) -> list[str]:
     return _section(t, t["weights"], items)
 
 
+def _size(file_size: int | None, t: dict) -> str:
+    return t["none"] if file_size is None else t["bytes"].format(size=file_size)
+
+
 def _run_result(result: CheckResult, t: dict) -> list[str]:
     ref = result.reference
-    rows = [[f"{t['reference']} {esc(ref.label)}", "SUCCESS", "; ".join(f"{n} {list(s)}" for n, s in ref.output_shapes.items()),
+    rows = [[f"{t['reference']} {esc(ref.label)}", "SUCCESS", "; ".join(f"{esc(n)} {list(s)}" for n, s in ref.output_shapes.items()),
              *_latencies(ref.latency), "1.00x"]]
     for target in result.targets:
-        shapes = "; ".join(f"{c.name} {list(c.target_shape)}" for c in target.comparisons) or "n/a"
+        shapes = "; ".join(f"{esc(c.name)} {list(c.target_shape)}" for c in target.comparisons) or "n/a"
         status = "ERROR" if target.status == "ERROR" else "SUCCESS"
         speedup = f"{target.speedup:.2f}x" if target.speedup else "n/a"
         rows.append([f"{t['target']} {esc(target.label)}", status, shapes, *_latencies(target.latency), speedup])
@@ -129,11 +133,11 @@ def _latencies(latency) -> list[str]:
 def _comparison(result: CheckResult, t: dict) -> list[str]:
     lines = [f"## {t['comparison']}", ""]
     if result.reference.rel_l2_vs_fp64:
-        floor = ", ".join(f"{n} {number(v)}" for n, v in result.reference.rel_l2_vs_fp64.items())
+        floor = ", ".join(f"{esc(n)} {number(v)}" for n, v in result.reference.rel_l2_vs_fp64.items())
         lines += [t["noise_floor"].format(floor=floor), ""]
     header = [t["target_col"], t["output_col"], "max_abs_diff", "mean_abs_diff", "max_rel_diff", "rel_l2", "cosine",
               t["min_sample_cosine"], t["within_1"], t["noise_multiple"], "top-1", "top-5"]
-    rows = [[esc(target.label), c.name, number(c.max_abs_diff), number(c.mean_abs_diff), number(c.max_rel_diff),
+    rows = [[esc(target.label), esc(c.name), number(c.max_abs_diff), number(c.mean_abs_diff), number(c.max_rel_diff),
              number(c.rel_l2), number(c.cosine_similarity, 9), number(c.min_sample_cosine, 9),
              share(c.within_tolerance.get("1%")), number(c.noise_multiple, 4),
              share(c.topk.top1_agreement) if c.topk else "—", share(c.topk.topk_agreement) if c.topk else "—"]
@@ -162,7 +166,7 @@ def _layers(result: CheckResult, t: dict) -> list[str]:
             row = report.row(label)
             if row is not None:
                 local, accumulated = row.local, row.accumulated
-                rows.append([f"`{esc(label)}`", esc(row.module_type), number(local.cosine, 9),
+                rows.append([code_cell(label), esc(row.module_type), number(local.cosine, 9),
                              esc(local.error) if local.error else number(local.rel_l2), number(accumulated.cosine, 9),
                              number(accumulated.rel_l2)])
         if rows:

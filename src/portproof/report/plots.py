@@ -124,7 +124,8 @@ def per_sample(result: CheckResult) -> bytes | None:
             samples = max(samples, len(c.sample_cosine))
             marker = "o" if len(c.sample_cosine) <= 64 else None
             xs = range(len(c.sample_cosine))
-            cos_ax.plot(xs, [_floor(1.0 - v) for v in c.sample_cosine], marker=marker, markersize=4,
+            # a sample with nothing finite to compare was saved as null and reads back as None
+            cos_ax.plot(xs, [_floor(None if v is None else 1.0 - v) for v in c.sample_cosine], marker=marker, markersize=4,
                         color=colour(position), label=target.label)
             rel_ax.plot(xs, [_floor(v) for v in c.sample_rel_l2], marker=marker, markersize=4,
                         color=colour(position), label=target.label)
@@ -252,7 +253,11 @@ def _floor(value: float | None) -> float:
 
 
 def _figure(panels: int, columns: int, height_per_row: float):
+    import matplotlib
     from matplotlib.figure import Figure
+
+    # labels, output and module names come from the summary: a "$" in them is text, not a formula to parse
+    matplotlib.rcParams["text.parse_math"] = False
 
     rows = math.ceil(panels / columns)
     figure = Figure(figsize=(WIDTH_IN, height_per_row * rows), dpi=DPI, layout="constrained")

@@ -33,6 +33,13 @@ class WeightsProvenance:
     random_seed: int | None = None
     searched: tuple[str, ...] = ()  # every place looked at, in order, with what was found there
     factory: str | None = None  # where the module came from when it is not a registered family's: "pkg.mod:make"
+    # share of the model's parameters, by element count, that the checkpoint supplied (None: no checkpoint
+    # loaded); under weights.PRETRAINED_SHARE the run counts as random weights unless accepted as pretrained
+    loaded_share: float | None = None
+    unwrapped: tuple[str, ...] = ()  # what was taken off to reach the state dict: "nested under 'state_dict'", ...
+    file_format: str | None = None  # "safetensors" | "pickle", as the file's bytes say (not its name)
+    dtype_conversions: tuple[str, ...] = ()  # "<n> tensors stored as float16, loaded as float32"
+    nonfloat_tensors: tuple[str, ...] = ()  # "<key>: int8 into float32", loaded under --allow-nonfloat-weights
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class CheckResult:
     # Kept only with --save-tensors: {"inputs": {...}, "reference": {...}, "target-0": {...}, ...} of torch
     # tensors (typed Any: this module imports no torch)
     tensors: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    # what third-party code printed while the sides ran, written beside the reports (runtime_output.log)
+    captured_output: str | None = field(default=None, repr=False)
 
     @property
     def all_passed(self) -> bool:
@@ -136,4 +145,8 @@ class CheckResult:
 
     @property
     def random_weights(self) -> bool:
-        return self.weights.source_kind == "random"
+        """No pretrained weights behind the numbers: a random initialisation, or a checkpoint that supplied too
+        small a share of the model to count as pretrained. A module of the caller's own whose weights portproof
+        did not load ("as-given") has no share measured, so it never counts here."""
+        weights = self.weights
+        return weights.source_kind == "random" or (weights.loaded_share is not None and not weights.pretrained_used)
