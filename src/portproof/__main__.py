@@ -1,9 +1,7 @@
 """`python -m portproof` is the `portproof` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-# The guard matters: a side's process (worker.py) imports the parent's main module again.
+# The guard matters wherever multiprocessing imports the parent's main module again in a child.
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -59,6 +59,18 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def run() -> None:
+    """The `portproof` command: main(), then exit without tearing down torch and the runtimes (a second of
+    CPU, after every file has been written, synced and the lock released)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    from . import worker
+
+    worker.stop()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is not threading.main_thread():
         return _main(argv)
@@ -289,13 +301,16 @@ def _check_devices(config: CheckConfig) -> None:
 
 def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     with _holding_ctrl_c():  # start-up: imports of torch and numpy that a Ctrl-C must not break halfway
+        if not getattr(args, "in_process", False):
+            from . import worker
+
+            worker.start()  # the sides' fork server imports torch while this process does the same
         from .session import run_check
-        from .report import check_writable, plots, write_reports
+        from .report import check_writable, write_reports
         from .terminal import ProgressDisplay
 
         config = config_from_args(args, argv)
     out_dir = check_writable(config.output.directory)
-    plots.import_in_background()
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_check(config, progress=progress)
         progress("writing the reports")

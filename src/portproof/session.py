@@ -57,8 +57,16 @@ class Session:
             raise ConfigError(f"isolation {config.isolation!r}: choose one of {', '.join(ISOLATION_MODES)}")
         if config.isolation == "process":
             worker.start()  # the fork server imports torch while this process loads the model
-        # what third-party code prints while the sides run; removed when the session is collected
+        # what third-party code prints while the sides run; removed by close() (or when the session is collected)
         self._captured = tempfile.NamedTemporaryFile(prefix="portproof-output-", suffix=".log")
+        try:
+            self._set_up(module, inputs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_up(self, module: nn.Module | None, inputs) -> None:
+        config = self.config
         self.loaded = self._load(module)
         self.input_set = self._inputs(inputs)
         if config.inputs.batch_size > self.input_set.num_samples:
@@ -78,6 +86,16 @@ class Session:
                 name: relative_l2(self.fp64_outputs[name], self.reference_outputs[name]) for name in self.output_names})
         self.evaluated: list[TargetResult] = []
         self.target_outputs: dict[str, Tensors] = {}
+
+    def close(self) -> None:
+        """Remove the session's temporary file (what third-party code printed: result() has read it)."""
+        self._captured.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- setting up -----------------------------------------------------------------------------------------
 
@@ -140,9 +158,13 @@ class Session:
         if not self.config.fp64_reference:
             return None
         self.progress("running the float64 reference (noise floor)")
+        # In this process: it is not timed, and it is the CPU eager code the reference already ran (a child
+        # process would cost a fresh process's start-up for nothing it guards against).
         try:
-            return self._run_side(TargetSpec(device="cpu", dtype="fp64"), "the float64 reference",
-                                  replace(self.config.timing, enabled=False)).outputs
+            return worker.run(sides.run_side, (TargetSpec(device="cpu", dtype="fp64"), self.loaded.module, self.batches,
+                                               replace(self.config.timing, enabled=False), "the float64 reference"),
+                              label="the float64 reference", **{**self._side_settings(TargetSpec()), "isolated": False}
+                              ).outputs
         except Exception as error:  # the noise floor is context, not the verdict: go on without it
             self.notes.append(f"the float64 run failed, so there is no noise floor: "
                               f"{faults.describe_failure(error, 'cpu', self.config.inputs.batch_size)}")
@@ -287,10 +309,10 @@ class Session:
 def run_check(config: CheckConfig = CheckConfig(), progress: Progress | None = None, *, module: nn.Module | None = None,
               inputs: torch.Tensor | Mapping[str, torch.Tensor] | None = None) -> CheckResult:
     """Every target of `config` (or every accelerator present) against its reference: a Session used once."""
-    session = Session(config, progress, module=module, inputs=inputs)
-    for spec in session.targets:
-        session.evaluate(spec)
-    return session.result()
+    with Session(config, progress, module=module, inputs=inputs) as session:
+        for spec in session.targets:
+            session.evaluate(spec)
+        return session.result()
 
 
 def _silent(message: str, done: int | None = None, total: int | None = None) -> None:

@@ -29,7 +29,9 @@ from typing import Any, Callable
 from . import errors
 from .errors import PortproofError
 
-PRELOAD = ("portproof.sides", "timm")  # imported once by the fork server; every child starts with them
+# Imported once by the fork server, so that no side pays for them: torch (through sides), timm (the models'
+# classes), onnxruntime, and every registered backend's module (named by its entry point, not imported here).
+PRELOAD = ("portproof.fork_server", "portproof.sides", "timm", "onnxruntime")
 _KILL_GRACE_S = 2.0
 
 
@@ -47,8 +49,11 @@ class SideCrashed(Exception):
 
 
 def context() -> multiprocessing.context.BaseContext:
+    from importlib.metadata import entry_points
+
+    backends = [point.value.partition(":")[0] for point in entry_points(group="portproof.backends")]
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([m for m in PRELOAD if _importable(m)])
+    ctx.set_forkserver_preload([m for m in dict.fromkeys((*PRELOAD, *backends)) if _importable(m)])
     return ctx
 
 
@@ -72,6 +77,21 @@ def start() -> None:
         os.dup2(saved[1], 2)
         for descriptor in (*saved, null):
             os.close(descriptor)
+
+
+def stop() -> None:
+    """Stop the fork server and multiprocessing's resource tracker now (the command's last step), rather
+    than when they notice that this process has gone: nothing of the check outlives it, not even briefly."""
+    from multiprocessing import forkserver, resource_tracker
+
+    server = forkserver._forkserver  # the standard library's own singleton: no public way to stop it
+    if server._forkserver_pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(server._forkserver_pid, signal.SIGKILL)
+            os.waitpid(server._forkserver_pid, 0)
+        server._forkserver_pid = None
+    with contextlib.suppress(Exception):
+        resource_tracker._resource_tracker._stop()
 
 
 def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: float, capture_path: str,

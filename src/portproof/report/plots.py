@@ -32,21 +32,6 @@ def available() -> bool:
     return True
 
 
-def import_in_background() -> None:
-    """Start importing matplotlib on another thread, so that its second or so of import overlaps the model
-    runs (which release the GIL) instead of adding to the check's wall time. Harmless when it is absent."""
-    import threading
-
-    def load() -> None:
-        try:
-            import matplotlib.backends.backend_agg  # noqa: F401
-            import matplotlib.figure  # noqa: F401
-        except ImportError:
-            pass
-
-    threading.Thread(target=load, name="portproof-import-matplotlib", daemon=True).start()
-
-
 def colour(position: int) -> str:
     return COLOURS[position % len(COLOURS)]
 
