@@ -9,7 +9,7 @@ STAMP := $(VENV)/.portproof-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml tools/setup_env.py
+$(STAMP): pyproject.toml tools/setup_env.py src/portproof/torch_pairing.py
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# An installed torch (and torch_npu) is held at its version and gets the torchvision built for it;

@@ -159,3 +159,25 @@ def test_onnxruntime_target_maps_graph_values_to_modules_and_says_what_it_could_
     assert report.row("blocks.0.attn.qkv").local.error.startswith("not available")
     assert report.first_divergent is None
     assert any(f"{len(mapped)} of {len(report.rows)} module outputs mapped" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("case", ["close", "far", "zeros", "one_nan", "scaled"])
+def test_layer_metrics_and_output_metrics_agree_on_the_same_tensors(case):
+    """Two implementations of the same definitions (layer_metrics is built for speed, in float32 with float64
+    sums; compare_outputs in float64): a test holds them equal."""
+    from portproof.compare import compare_outputs
+
+    generator = torch.Generator().manual_seed(7)
+    reference = torch.randn(4, 50, generator=generator)
+    target = {"close": reference + 1e-4 * torch.randn(4, 50, generator=generator),
+              "far": torch.randn(4, 50, generator=generator),
+              "zeros": torch.zeros(4, 50),
+              "one_nan": reference.clone().index_put_((torch.tensor([1]), torch.tensor([3])), torch.tensor(float("nan"))),
+              "scaled": 3.0 * reference}[case]
+    layer = layer_metrics(reference, target)
+    output = compare_outputs(reference, target)
+    assert layer.cosine == pytest.approx(output.cosine_similarity, rel=1e-6, abs=1e-7)
+    assert layer.rel_l2 == pytest.approx(output.rel_l2, rel=1e-5)
+    assert layer.max_abs_diff == pytest.approx(output.max_abs_diff, rel=1e-6)
+    assert layer.mean_abs_diff == pytest.approx(output.mean_abs_diff, rel=1e-5)
+    assert layer.target_nonfinite == output.target_nonfinite.total

@@ -147,3 +147,20 @@ def test_a_reference_with_no_finite_output_stops_the_check_instead_of_failing_ev
     config = CheckConfig(targets=(parse_target("cpu/bf16"),), timing=QUICK, isolation="none")
     with pytest.raises(ReferenceRunError, match="produced no finite output"):
         run_check(config, module=AllNaN())
+
+
+def test_reports_say_a_factory_models_weights_are_its_own_not_random(two_input_run, tmp_path):
+    from portproof.report import markdown
+    from portproof.report.load import from_summary
+
+    run, summary = two_input_run
+    text = markdown.render(from_summary(summary))
+    assert "as toy_models:make_model made them (portproof loaded no checkpoint)" in text
+    assert "random initialisation" not in text and "RANDOM WEIGHTS" not in text
+
+
+def test_a_bare_tensor_is_the_forwards_first_argument():
+    model = toy_models.make_declared()
+    config = CheckConfig(targets=(parse_target("cpu/bf16"),), timing=QUICK, isolation="none")
+    result = run_check(config, module=model, inputs=torch.randn(3, 6))
+    assert result.inputs.shapes == {"signal": (3, 6)} and result.targets[0].status == "PASS"

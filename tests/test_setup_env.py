@@ -24,12 +24,12 @@ MATCHING_TORCHVISION = ("torchvision", "0.24.0", ("torch==2.9.0",))
 STANDIN_PROJECT = ("standin_project", "1.0", ("torch>=2.1", "torchvision"))
 
 
-def build_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A minimal pure-Python wheel: a package whose __init__ holds __version__, and its metadata."""
+def build_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (), body: str = "") -> Path:
+    """A minimal pure-Python wheel: a package whose __init__ holds __version__ (then `body`), and its metadata."""
     dist_info = f"{name}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     files = {
-        f"{name}/__init__.py": f'__version__ = "{version}"\n',
+        f"{name}/__init__.py": f'__version__ = "{version}"\n' + body,
         f"{dist_info}/METADATA": metadata + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: portproof-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -145,3 +145,18 @@ def test_installs_torch_and_torchvision_only_where_no_torch_is(venv, tmp_path):
     assert installed_versions(venv) == {"torch": "2.10.0", "torch module": "2.10.0", "torchvision": "0.25.0",
                                         "standin_project": "1.0"}
     assert (venv / "portproof-constraints.txt").read_text() == "torch==2.10.0\n"
+
+
+def test_stops_in_one_line_when_the_matching_torchvision_does_not_import_beside_this_torch(venv, tmp_path):
+    """PyPI's torchvision of the right release, built for the default build of torch, beside a +cpu torch:
+    its import fails as the real one does ("operator torchvision::nms does not exist")."""
+    wheels = wheel_folder(tmp_path / "wheels", STANDIN_PROJECT)
+    build_wheel(wheels, "torchvision", "0.24.0", ("torch==2.9.0",),
+                body='raise RuntimeError("operator torchvision::nms does not exist")\n')
+    result = run_setup(venv, wheels)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "does not import beside torch 2.9.0+cpu" in message and "operator torchvision::nms" in message
+    assert "--index-url https://download.pytorch.org/whl/cpu" in message
+    assert f"torch was left at {INSTALLED_TORCH}" in message

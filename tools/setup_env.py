@@ -110,6 +110,23 @@ def install_matching_torchvision(pairing, installed, constraints: Path, pip_opti
                          f"installed ({first_error(result.stderr)}); install it yourself, from your vendor's index "
                          f"if it has one: `{shown(sys.executable)} -m pip install -c {shown(constraints)} "
                          f"'{requirement}'`, then rerun `make setup`; torch was left at {installed.torch}")
+    ensure_torchvision_imports(installed.torch, requirement, constraints)
+
+
+def ensure_torchvision_imports(torch_version: str, requirement: str, constraints: Path) -> None:
+    """A torchvision of the right release can still be built for another build of the same torch (PyPI's
+    is the default build's; a +cpu torch needs the +cpu one), and then fails at import. Say so now, not at
+    the first `portproof check`."""
+    check = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True)
+    if check.returncode == 0:
+        return
+    label = torch_version.partition("+")[2]
+    index = f" --index-url https://download.pytorch.org/whl/{label}" if label else ""
+    raise SetupError(f"the installed {requirement} does not import beside torch {torch_version} "
+                     f"({first_error(check.stderr)}): it was built for another build of that torch; install the one "
+                     f"built for yours, from your vendor's index if it has one: `{shown(sys.executable)} -m pip install "
+                     f"-c {shown(constraints)} --force-reinstall --no-deps '{requirement}'{index}`, then rerun "
+                     f"`make setup`; torch was left at {torch_version}")
 
 
 def install_project(pairing, torch_version: str, install: list[str], constraints: Path, pip_options: list[str]) -> None:

@@ -304,12 +304,15 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
         if not getattr(args, "in_process", False):
             from . import worker
 
-            worker.start()  # the sides' fork server imports torch while this process does the same
+            # the sides' fork server imports torch while this process does the same (and checks the options;
+            # on a refused option run() stops the server at once)
+            worker.start()
         from .session import run_check
         from .report import check_writable, write_reports
         from .terminal import ProgressDisplay
 
         config = config_from_args(args, argv)
+
     out_dir = check_writable(config.output.directory)
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_check(config, progress=progress)

@@ -71,7 +71,8 @@ class FiniteWhereReferenceFinite:
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
         if o.held:
             return None
-        return (f"{c.name}：参考端为有限值处，目标端出现 {c.target_nonfinite.nan} 个 NaN、{c.target_nonfinite.inf} 个 Inf"
+        broken = c.target_nonfinite_where_reference_finite
+        return (f"{c.name}：参考端为有限值处，目标端出现 {broken.nan} 个 NaN、{broken.inf} 个 Inf"
                 f"（样本 {list_samples_zh(c.nonfinite_samples)}）")
 
 

@@ -67,8 +67,9 @@ class Session:
 
     def _set_up(self, module: nn.Module | None, inputs) -> None:
         config = self.config
-        self.loaded = self._load(module)
-        self.input_set = self._inputs(inputs)
+        with worker.stdout_to(self._captured.name):  # what the factory or a library prints is not our stdout
+            self.loaded = self._load(module)
+            self.input_set = self._inputs(inputs)
         if config.inputs.batch_size > self.input_set.num_samples:
             raise ConfigError(f"the batch size {config.inputs.batch_size} is larger than the {self.input_set.num_samples} "
                               "samples; lower it or give more samples")
@@ -117,6 +118,8 @@ class Session:
         return loaded
 
     def _inputs(self, given) -> inputs.InputSet:
+        if isinstance(given, torch.Tensor):  # one tensor is the forward's first argument, by its name
+            given = {models.first_argument(self.loaded.network): given}
         if given is not None:
             return inputs.given(given, seed=self.config.inputs.seed)
         if inputs.is_callable_spec(self.config.inputs.source):
@@ -217,7 +220,7 @@ class Session:
     def layer_pass(self, spec: TargetSpec) -> LayerReport:
         """The module-by-module comparison of one target, on every sample in one batch. A failure of the
         layer pass is reported in it and does not change the target's verdict."""
-        config, samples = self.config, self.input_set.tensors
+        config, samples, label = self.config, self.input_set.tensors, spec.label
         count = self.input_set.num_samples
         notes: tuple[str, ...] = ()
         if config.reference.backend != "eager" or config.reference.dtype.startswith("amp-"):
@@ -232,11 +235,12 @@ class Session:
                      "so their outputs cannot be observed one by one",)
             spec = replace(spec, backend="eager")
         try:
-            return worker.run(sides.run_layer_pass, (config.reference, self.loaded.network, samples, spec, mode,
-                                                     config.criteria, notes),
-                              label=f"the layer pass of {spec.label}", **self._side_settings(spec))
+            report = worker.run(sides.run_layer_pass, (config.reference, self.loaded.network, samples, spec, mode,
+                                                       config.criteria, notes),
+                                label=f"the layer pass of {spec.label}", **self._side_settings(spec))
+            return replace(report, target=label)  # a compile target's pass ran eagerly, but is that target's
         except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows
-            return LayerReport(spec.label, count, config.criteria, (), None, None, (),
+            return LayerReport(label, count, config.criteria, (), None, None, (),
                                notes + (f"layer pass failed: {faults.describe_failure(error, spec.device_string, count)}",))
 
     # --- the result ---------------------------------------------------------------------------------------------

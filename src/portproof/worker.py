@@ -29,9 +29,6 @@ from typing import Any, Callable
 from . import errors
 from .errors import PortproofError
 
-# Imported once by the fork server, so that no side pays for them: torch (through sides), timm (the models'
-# classes), onnxruntime, and every registered backend's module (named by its entry point, not imported here).
-PRELOAD = ("portproof.fork_server", "portproof.sides", "timm", "onnxruntime")
 _KILL_GRACE_S = 2.0
 
 
@@ -49,11 +46,8 @@ class SideCrashed(Exception):
 
 
 def context() -> multiprocessing.context.BaseContext:
-    from importlib.metadata import entry_points
-
-    backends = [point.value.partition(":")[0] for point in entry_points(group="portproof.backends")]
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([m for m in dict.fromkeys((*PRELOAD, *backends)) if _importable(m)])
+    ctx.set_forkserver_preload(["portproof.fork_server"])  # what it imports once for every side: see there
     return ctx
 
 
@@ -63,20 +57,40 @@ def start() -> None:
     caller reads to its end would wait for them), and what its imports print is not ours to show."""
     from multiprocessing import forkserver
 
+    from .fork_server import SERVER_MARK
+
+    if _server_pid() is not None:
+        return
     context()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     null = os.open(os.devnull, os.O_WRONLY)
+    os.environ[SERVER_MARK] = str(os.getpid())
     try:
         os.dup2(null, 1)
         os.dup2(null, 2)
         forkserver.ensure_running()
     finally:
+        del os.environ[SERVER_MARK]
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for descriptor in (*saved, null):
             os.close(descriptor)
+
+
+def _server_pid() -> int | None:
+    """The fork server's pid while it runs (the standard library's own singleton: no public accessor)."""
+    from multiprocessing import forkserver
+
+    pid = forkserver._forkserver._forkserver_pid
+    if pid is None:
+        return None
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            return pid
+    forkserver._forkserver._forkserver_pid = None  # it has ended (and is reaped): a later start() starts another
+    return None
 
 
 def stop() -> None:
@@ -84,12 +98,12 @@ def stop() -> None:
     than when they notice that this process has gone: nothing of the check outlives it, not even briefly."""
     from multiprocessing import forkserver, resource_tracker
 
-    server = forkserver._forkserver  # the standard library's own singleton: no public way to stop it
-    if server._forkserver_pid is not None:
+    pid = _server_pid()
+    if pid is not None:
         with contextlib.suppress(OSError):
-            os.kill(server._forkserver_pid, signal.SIGKILL)
-            os.waitpid(server._forkserver_pid, 0)
-        server._forkserver_pid = None
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        forkserver._forkserver._forkserver_pid = None
     with contextlib.suppress(Exception):
         resource_tracker._resource_tracker._stop()
 
@@ -99,7 +113,7 @@ def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: flo
     """`function(*args, progress=...)` for the side called `label` on `device`: its value, or SideFailed,
     SideCrashed, TimedOut, or the PortproofError it raised. What third-party code prints goes to `capture_path`."""
     if not isolated:
-        with _stdout_to(capture_path):
+        with stdout_to(capture_path):
             return function(*args, progress=progress)
     payload = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
     parent_end, child_end = multiprocessing.Pipe(duplex=False)
@@ -237,8 +251,9 @@ def _redirect_output(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _stdout_to(path: str):
-    """In-process mode: stdout (file descriptor 1, so C++ output too) into the capture file while a side runs."""
+def stdout_to(path: str):
+    """Stdout (file descriptor 1, so C++ output too) into the capture file: around an in-process side, and
+    around what the session runs of a user's code in this process (a factory, make_inputs, a hub download)."""
     sys.stdout.flush()
     saved = os.dup(1)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -251,8 +266,3 @@ def _stdout_to(path: str):
         os.dup2(saved, 1)
         os.close(saved)
 
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

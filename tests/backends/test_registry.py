@@ -111,3 +111,13 @@ def test_validate_names_what_a_backend_does_not_take():
 def test_register_backend_refuses_an_unknown_layer_pass_mode():
     with pytest.raises(ValueError, match="layer_pass must be one of"):
         registry.register_backend("x", devices=("cpu",), dtypes=("fp32",), layer_pass="hooks")
+
+
+def test_a_plugin_that_fails_to_import_does_not_stop_a_check_of_other_targets(tmp_path):
+    # OSError, as a missing vendor library gives: not the ImportError the standard library's preload forgives
+    env = install_plugin(tmp_path / "site", "raise OSError('libvendor.so: cannot open shared object file')\n")
+    run = subprocess.run([sys.executable, "-m", "portproof", "check", SMALL_MODEL, "--weights", "random", "--target",
+                          "cpu/bf16", "--num-samples", "2", "--no-bench", "--out", str(tmp_path / "out"), "--json"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["targets"][0]["status"] == "PASS"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..results import CheckResult
 from . import plots
 from .formatting import device_name, milliseconds, number, share, visible_controls
-from .i18n import texts, verdict_reasons
+from .i18n import pretrained_value, random_weights_detail, texts, verdict_reasons
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
@@ -55,7 +55,7 @@ def render(result: CheckResult, lang: str = "en", source: str = "this run") -> s
     return _template().render(
         t=t,
         title=title,
-        random_detail=t["random_detail"].format(seed=result.weights.random_seed) if result.random_weights else None,
+        random_detail=random_weights_detail(result.weights, t) if result.random_weights else None,
         subtitle=t["subtitle"].format(targets=targets, reference=result.reference.label),
         started=t["started"].format(started=result.started_at, duration=result.duration_s),
         verdicts=_verdicts(result, t, lang),
@@ -152,7 +152,7 @@ def _software_items(result: CheckResult, t: dict) -> list[Item]:
 
 def _weight_items(result: CheckResult, t: dict) -> list[Item]:
     weights = result.weights
-    pretrained = t["yes"] if weights.pretrained_used else t["random_init"].format(seed=weights.random_seed)
+    pretrained = pretrained_value(weights, t)
     items = [Item(t["pretrained_loaded"], pretrained), Item(t["source"], weights.source_kind),
              Item(t["path"], weights.path, "code") if weights.path else Item(t["path"], t["none"])]
     if weights.file_size is not None:

@@ -30,6 +30,12 @@ _EN = {
     "random_detail": "No pretrained checkpoint was found: the model was randomly initialised (seed {seed}). "
                      "The figures show whether the port computes the same numbers, not how accurate the model is. "
                      "The places searched are listed under Weight loading.",
+    "partial_detail": "The checkpoint supplied only {share} of the model's parameters; the rest kept their random "
+                      "initialisation (seed {seed}). The figures show whether the port computes the same numbers, "
+                      "not how accurate the model is.",
+    "partial_init": "NO — the checkpoint supplied {share} of the parameters, the rest is random (seed {seed})",
+    "partial_yes": "yes — the checkpoint supplied {share} of the parameters",
+    "as_given": "as {origin} made them (portproof loaded no checkpoint)",
     "model": "Model",
     "hardware": "Hardware",
     "software": "Software",
@@ -154,6 +160,11 @@ _ZH = {
     "random_banner": f"{RANDOM_WEIGHTS_BANNER}（随机权重：仅检验数值一致性，不能作为评分报告）",
     "random_detail": "未找到预训练权重，模型为随机初始化（种子 {seed}）。以下数据只说明适配后的计算与参考是否一致，"
                      "不代表模型的精度。查找过的位置见“权重加载情况”。",
+    "partial_detail": "权重文件只提供了模型 {share} 的参数，其余参数保持随机初始化（种子 {seed}）。以下数据只说明"
+                      "适配后的计算与参考是否一致，不代表模型的精度。",
+    "partial_init": "否 —— 权重文件只提供了 {share} 的参数，其余为随机初始化（种子 {seed}）",
+    "partial_yes": "是 —— 权重文件提供了 {share} 的参数",
+    "as_given": "按 {origin} 给出的权重（portproof 未加载权重文件）",
     "model": "模型信息",
     "hardware": "硬件环境",
     "software": "软件环境",
@@ -265,6 +276,26 @@ def texts(lang: str) -> dict[str, str]:
     if lang not in _TEXTS:
         raise ValueError(f"unknown language {lang!r}; choose one of: {', '.join(LANGUAGES)}")
     return _TEXTS[lang]
+
+
+def pretrained_value(weights, t: dict[str, str]) -> str:
+    """The "pretrained weights loaded" entry, true to what was loaded: all of a checkpoint, part of one, the
+    module's own weights, or none."""
+    share = f"{weights.loaded_share:.1%}" if weights.loaded_share is not None else ""
+    if weights.source_kind == "as-given":
+        return t["as_given"].format(origin=weights.factory)
+    if weights.pretrained_used:
+        return t["partial_yes"].format(share=share) if weights.loaded_share is not None and weights.loaded_share < 1 else t["yes"]
+    if weights.loaded_share is not None:
+        return t["partial_init"].format(share=share, seed=weights.random_seed)
+    return t["random_init"].format(seed=weights.random_seed)
+
+
+def random_weights_detail(weights, t: dict[str, str]) -> str:
+    """The sentence under the random-weights banner: nothing found, or a checkpoint that supplied too little."""
+    if weights.loaded_share is not None:
+        return t["partial_detail"].format(share=f"{weights.loaded_share:.1%}", seed=weights.random_seed)
+    return t["random_detail"].format(seed=weights.random_seed)
 
 
 def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:

@@ -13,7 +13,7 @@ from ..results import CheckResult
 from .formatting import code_cell, code_fence, device_name, milliseconds, number, share, visible_controls
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .i18n import texts, verdict_reasons
+from .i18n import pretrained_value, random_weights_detail, texts, verdict_reasons
 from .plots import layer_reports
 from .summary_json import scoring_fields
 
@@ -24,7 +24,7 @@ def render(result: CheckResult, lang: str = "en") -> str:
     model_name = model.architecture + (f".{model.tag}" if model.tag else "")
     out: list[str] = []
     if result.random_weights:
-        out += [f"> **{t['random_banner']}**", ">", f"> {t['random_detail'].format(seed=result.weights.random_seed)}", ""]
+        out += [f"> **{t['random_banner']}**", ">", f"> {random_weights_detail(result.weights, t)}", ""]
     targets = ", ".join(esc(target.label) for target in result.targets)
     heading = t["report_heading"].format(model=esc(model_name), targets=targets, reference=esc(result.reference.label))
     out += [f"# {heading}", ""]
@@ -86,7 +86,7 @@ def _environment(result: CheckResult, t: dict) -> list[str]:
 def _weights(result: CheckResult, t: dict) -> list[str]:
     weights = result.weights
     items = [
-        (t["pretrained_loaded"], t["yes"] if weights.pretrained_used else t["random_init"].format(seed=weights.random_seed)),
+        (t["pretrained_loaded"], pretrained_value(weights, t)),
         (t["source"], esc(weights.source_kind)),
         (t["path"], code(weights.path) if weights.path else t["none"]),
         ((t["size"], f"{_size(weights.file_size, t)}{t['semicolon']}sha256 {code(weights.sha256)}")

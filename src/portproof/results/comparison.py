@@ -57,7 +57,7 @@ class Outcome:
     held: bool
     measured: float | None = None
     limit: float | None = None
-    samples: tuple[int, ...] = ()  # the samples that broke the rule (or, for top1, were forgiven as near ties)
+    samples: tuple[int, ...] = ()  # the samples that broke the rule
 
 
 @dataclass(frozen=True)
