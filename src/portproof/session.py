@@ -306,6 +306,8 @@ class Session:
 
     def captured_output(self) -> str:
         """What third-party code printed while the sides ran (exporters, compilers, runtimes)."""
+        if self._captured.closed:  # after close(): nothing more was printed by a side of this session
+            return ""
         with open(self._captured.name, encoding="utf-8", errors="replace") as captured:
             return captured.read()
 

@@ -20,8 +20,10 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from multiprocessing.connection import wait
 from typing import Any, Callable
@@ -117,7 +119,9 @@ def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: flo
             return function(*args, progress=progress)
     payload = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
     parent_end, child_end = multiprocessing.Pipe(duplex=False)
-    process = context().Process(target=_child, args=(child_end, payload, capture_path, device, batch_size),
+    # the side's temporary files (an exported ONNX graph, say) go here, removed even when the side is killed
+    scratch = tempfile.mkdtemp(prefix="portproof-side-")
+    process = context().Process(target=_child, args=(child_end, payload, capture_path, device, batch_size, scratch),
                                 name=f"portproof {label}", daemon=True)
     try:
         with _main_module_hidden():
@@ -127,6 +131,7 @@ def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: flo
     finally:
         parent_end.close()
         _stop(process)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -196,13 +201,14 @@ def _stop(process) -> None:
         process.join(_KILL_GRACE_S)
 
 
-def _child(connection, payload: bytes, capture_path: str, device: str, batch_size: int) -> None:
+def _child(connection, payload: bytes, capture_path: str, device: str, batch_size: int, scratch: str) -> None:
     """The side, in its own process: run, answer, and leave without running library teardown."""
     from .faults import describe_failure
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     _die_with_the_parent()
     _redirect_output(capture_path)
+    tempfile.tempdir = os.environ["TMPDIR"] = scratch
 
     def report(message: str, done: int | None = None, total: int | None = None) -> None:
         connection.send(("progress", message, done, total))
