@@ -173,3 +173,28 @@ def _write_then_hang(*, progress=None):
         graph.write(b"\0" * 1024)
     progress(tempfile.gettempdir())
     threading.Event().wait()
+
+
+def test_what_third_party_code_prints_goes_to_a_log_and_json_stays_valid(tmp_path):
+    marker = uuid.uuid4().hex
+    process = start_check("toy_models:make_chatty", "--target", "cpu/bf16", "--iters", "2", "--warmup", "1",
+                          "--out", str(tmp_path), "--json", marker=marker)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    summary = json.loads(stdout)  # stdout is portproof's own: valid JSON
+    logged = (tmp_path / "runtime_output.log").read_text()
+    assert "IR dump line" in logged and "IR dump line" not in stdout + stderr
+    assert any(f"printed {len(logged.splitlines())} lines" in note and "runtime_output.log" in note
+               for note in summary["notes"])
+
+
+def test_a_run_removes_the_files_an_earlier_run_wrote_that_it_does_not_write(tmp_path):
+    common = ["toy_models:make_chatty", "--target", "cpu/bf16", "--no-bench", "--out", str(tmp_path)]
+    first = start_check(*common, "--layers", "--save-tensors", marker=uuid.uuid4().hex)
+    assert first.wait(timeout=300) == 0
+    assert (tmp_path / "layers.json").exists() and (tmp_path / "tensors" / "reference.safetensors").exists()
+    second = start_check(*common, marker=uuid.uuid4().hex)
+    assert second.wait(timeout=300) == 0
+    left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    assert left == {"summary.json", "accuracy_compare.log", "report.md", "report.html", "runtime_output.log"}
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["layers"] is False

@@ -119,3 +119,24 @@ class HangsInFp16(nn.Module):
 def make_hanging() -> HangsInFp16:
     torch.manual_seed(3)
     return HangsInFp16()
+
+
+class Chatty(nn.Module):
+    """Prints on stdout at the file-descriptor level in every forward, as exporters and runtimes' C++ code do."""
+
+    input_shape = (4,)
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        import os
+
+        os.write(1, b"graph(%x : Float(1, 4)) = IR dump line\n")
+        return self.layer(signal)
+
+
+def make_chatty() -> Chatty:
+    torch.manual_seed(4)
+    return Chatty()
