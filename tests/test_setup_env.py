@@ -160,3 +160,16 @@ def test_stops_in_one_line_when_the_matching_torchvision_does_not_import_beside_
     assert "does not import beside torch 2.9.0+cpu" in message and "operator torchvision::nms" in message
     assert "--index-url https://download.pytorch.org/whl/cpu" in message
     assert f"torch was left at {INSTALLED_TORCH}" in message
+    assert installed_versions(venv) == {"torch": INSTALLED_TORCH, "torch module": INSTALLED_TORCH,
+                                        "torch_npu": INSTALLED_TORCH_NPU}  # as it was: no torchvision
+
+
+def test_an_installed_torchvision_of_the_right_release_that_does_not_import_stops_the_set_up(venv, tmp_path):
+    """A second `make setup` after a broken install must not pass because the release number fits."""
+    wheels = wheel_folder(tmp_path / "wheels", STANDIN_PROJECT)
+    build_wheel(wheels, "torchvision", "0.24.0", ("torch==2.9.0",),
+                body='raise RuntimeError("operator torchvision::nms does not exist")\n')
+    pip(venv, "install", "--no-deps", "--no-index", "--find-links", str(wheels), "torchvision==0.24.0")
+    result = run_setup(venv, wheels)
+    assert result.returncode != 0 and "does not import beside torch 2.9.0+cpu" in result.stderr
+    assert installed_versions(venv)["torchvision"] == "0.24.0"  # a torchvision that was there before stays

@@ -95,6 +95,9 @@ def write_constraints(lines: list[str]) -> Path:
 
 def install_matching_torchvision(pairing, installed, constraints: Path, pip_options: list[str]) -> None:
     if installed.torchvision and pairing.torchvision_fits(installed):
+        # the right release, but maybe for another build of this torch: it must import
+        ensure_torchvision_imports(installed.torch, f"torchvision=={installed.torchvision}", constraints,
+                                   installed.torchvision)
         return
     series = pairing.torchvision_series_for(installed.torch)
     if series is None:
@@ -110,16 +113,18 @@ def install_matching_torchvision(pairing, installed, constraints: Path, pip_opti
                          f"installed ({first_error(result.stderr)}); install it yourself, from your vendor's index "
                          f"if it has one: `{shown(sys.executable)} -m pip install -c {shown(constraints)} "
                          f"'{requirement}'`, then rerun `make setup`; torch was left at {installed.torch}")
-    ensure_torchvision_imports(installed.torch, requirement, constraints)
+    ensure_torchvision_imports(installed.torch, requirement, constraints, installed.torchvision)
 
 
-def ensure_torchvision_imports(torch_version: str, requirement: str, constraints: Path) -> None:
+def ensure_torchvision_imports(torch_version: str, requirement: str, constraints: Path, previous: str | None) -> None:
     """A torchvision of the right release can still be built for another build of the same torch (PyPI's
     is the default build's; a +cpu torch needs the +cpu one), and then fails at import. Say so now, not at
     the first `portproof check`."""
     check = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True)
     if check.returncode == 0:
         return
+    if previous is None:  # leave the environment as it was: without a torchvision
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", "torchvision"], capture_output=True)
     label = torch_version.partition("+")[2]
     index = f" --index-url https://download.pytorch.org/whl/{label}" if label else ""
     raise SetupError(f"the installed {requirement} does not import beside torch {torch_version} "
