@@ -384,7 +384,7 @@ def test_unparseable_option_values_exit_2_naming_the_option(capsys, args, messag
     (["--seed", str(2**64)], f"--seed must be between 0 and 2**64 - 1 (what torch's generator takes), got {2**64}"),
     (["--out", ""], "--out is empty; give a directory, or leave it out for logs"),
     (["--weights", ""], "--weights is empty; give auto, random or the path of a checkpoint"),
-    (["--inputs", " "], "--inputs is empty; give images, random or a folder of images"),
+    (["--inputs", " "], "--inputs is empty; give images, random, a folder of images or pkg.module:make_inputs"),
     (["--weights-cache", ""], "--weights-cache is empty; give a cache directory"),
     (["--inputs", "imag\x1b[2Jes"], "--inputs 'imag\\x1b[2Jes' holds a control character, which no model or file "
                                     "name needs; check the quoting"),

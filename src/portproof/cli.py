@@ -1,7 +1,7 @@
 """The command line: argv -> CheckConfig, human output, exit codes.
 
 Exit codes: 0 every target passed, 1 a target failed its criteria (or raised), 2 the check could not
-run, 130 interrupted. Only options the user gave are passed on; every default lives in config.py.
+run, 130 interrupted, 143 terminated (SIGTERM). Only options the user gave are passed on; every default lives in config.py.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ NAMED_OPTIONS = {
     "model": ("the model name", f"a timm model name, or none for {ModelSpec.name}"),
     "weights": ("--weights", "auto, random or the path of a checkpoint"),
     "weights_cache": ("--weights-cache", "a cache directory"),
-    "inputs": ("--inputs", "images, random or a folder of images"),
+    "inputs": ("--inputs", "images, random, a folder of images or pkg.module:make_inputs"),
     "out": ("--out", f"a directory, or leave it out for {OutputSpec.directory}"),
     "directory": ("DIR", "the folder portproof check wrote"),
 }
@@ -178,7 +178,8 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     """The options of `check` and `layers`."""
     # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
     S = argparse.SUPPRESS
-    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix "
+    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix, "
+                                                           "or pkg.module:factory for a model of your own "
                                                            f"(default {ModelSpec.name})")
     group = command.add_argument_group("weights")
     group.add_argument("--weights", default=S, metavar="auto|PATH|random",
@@ -201,8 +202,9 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                        help="unpickle a .bin/.pth/.pt checkpoint in full when safe loading refuses it; unpickling "
                             "can run any code, so only for files you trust (recorded in the summary)")
     group = command.add_argument_group("inputs")
-    group.add_argument("--inputs", default=S, metavar="images|random|DIR",
-                       help="bundled photos (default), seeded random tensors, or a folder of your images")
+    group.add_argument("--inputs", default=S, metavar="images|random|DIR|pkg.module:make_inputs",
+                       help="bundled photos (default), seeded random tensors, a folder of your images, or a callable "
+                            "make_inputs(num_samples, seed) returning {name: tensor}")
     group.add_argument("--num-samples", type=int, default=S, help=f"number of inputs (default {InputSpec.num_samples})")
     group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
     group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
