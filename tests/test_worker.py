@@ -198,3 +198,22 @@ def test_a_run_removes_the_files_an_earlier_run_wrote_that_it_does_not_write(tmp
     left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert left == {"summary.json", "accuracy_compare.log", "report.md", "report.html", "runtime_output.log"}
     assert json.loads((tmp_path / "summary.json").read_text())["settings"]["layers"] is False
+
+
+def test_a_side_uses_the_callers_torch_thread_count(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        threads = worker.run(_thread_count, (), label="side", timeout_s=60, capture_path=str(tmp_path / "c.log"),
+                             device="cpu", batch_size=1)
+    finally:
+        torch.set_num_threads(before)
+    assert threads == 1
+
+
+def _thread_count(*, progress=None):
+    import torch
+
+    return torch.get_num_threads()

@@ -121,8 +121,10 @@ def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: flo
     parent_end, child_end = multiprocessing.Pipe(duplex=False)
     # the side's temporary files (an exported ONNX graph, say) go here, removed even when the side is killed
     scratch = tempfile.mkdtemp(prefix="portproof-side-")
-    process = context().Process(target=_child, args=(child_end, payload, capture_path, device, batch_size, scratch),
-                                name=f"portproof {label}", daemon=True)
+    # the caller's torch thread count, which the fork server (started earlier) may not have
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    process = context().Process(target=_child, args=(child_end, payload, capture_path, device, batch_size, scratch,
+                                                     threads), name=f"portproof {label}", daemon=True)
     try:
         with _main_module_hidden():
             process.start()
@@ -201,7 +203,8 @@ def _stop(process) -> None:
         process.join(_KILL_GRACE_S)
 
 
-def _child(connection, payload: bytes, capture_path: str, device: str, batch_size: int, scratch: str) -> None:
+def _child(connection, payload: bytes, capture_path: str, device: str, batch_size: int, scratch: str,
+           threads: int | None) -> None:
     """The side, in its own process: run, answer, and leave without running library teardown."""
     from .faults import describe_failure
 
@@ -209,6 +212,10 @@ def _child(connection, payload: bytes, capture_path: str, device: str, batch_siz
     _die_with_the_parent()
     _redirect_output(capture_path)
     tempfile.tempdir = os.environ["TMPDIR"] = scratch
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     def report(message: str, done: int | None = None, total: int | None = None) -> None:
         connection.send(("progress", message, done, total))
