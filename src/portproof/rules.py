@@ -98,59 +98,66 @@ class Comparable:
 
 
 @dataclass(frozen=True)
-class MinCosine:
-    """cosine_similarity >= limit. A threshold rule: the layer pass applies it to every module output."""
+class _Threshold:
+    """A limit on one metric, applied to every output with metrics, and by the layer pass to every module
+    output. Subclasses say which metric, which way it holds, and the words for each side of the limit."""
 
     limit: float
-    name: ClassVar[str] = "min_cosine"
-    metric: ClassVar[str] = "cosine_similarity"  # the OutputComparison field it reads
-    layer_metric: ClassVar[str] = "cosine"  # the LayerMetrics field it reads
+    name: ClassVar[str]
+    at_least: ClassVar[bool]  # holds when the value is >= the limit (else <=)
+    metric: ClassVar[str]  # the OutputComparison field it reads
+    layer_metric: ClassVar[str]  # the LayerMetrics field it reads
+    number: ClassVar[str]  # how the measured value is written
+    signs: ClassVar[tuple[str, str]]  # (held, broken)
+    broken_en: ClassVar[str]
+    broken_zh: ClassVar[str]
 
     def holds(self, value: float) -> bool:
-        return value >= self.limit
+        return value >= self.limit if self.at_least else value <= self.limit
 
     def evaluate(self, c: OutputComparison) -> Outcome | None:
         if c.cosine_similarity is None or c.rel_l2 is None:
             return None
-        return Outcome(self.name, c.name, self.holds(c.cosine_similarity), c.cosine_similarity, self.limit)
+        value = getattr(c, self.metric)
+        return Outcome(self.name, c.name, self.holds(value), value, self.limit)
 
     def basis(self, o: Outcome, c: OutputComparison) -> str | None:
-        return f"cosine_similarity={o.measured:.6f} {'≥' if o.held else '<'} {o.limit:g}"
+        return f"{self.metric}={o.measured:{self.number}} {self.signs[0] if o.held else self.signs[1]} {o.limit:g}"
 
     def failure(self, o: Outcome, c: OutputComparison) -> str:
-        return f"{c.name}: cosine_similarity {o.measured:.6f} is below {o.limit:g}"
+        return f"{c.name}: {self.metric} {o.measured:{self.number}} {self.broken_en} {o.limit:g}"
 
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
-        measured = f"{c.name}：cosine_similarity={o.measured:.6f}"
-        return f"{measured} ≥ {o.limit:g}" if o.held else f"{measured}，低于下限 {o.limit:g}"
+        measured = f"{c.name}：{self.metric}={o.measured:{self.number}}"
+        return f"{measured} {self.signs[0]} {o.limit:g}" if o.held else f"{measured}，{self.broken_zh} {o.limit:g}"
 
 
 @dataclass(frozen=True)
-class MaxRelL2:
-    """rel_l2 <= limit. A threshold rule, like MinCosine."""
+class MinCosine(_Threshold):
+    """cosine_similarity >= limit."""
 
-    limit: float
+    name: ClassVar[str] = "min_cosine"
+    at_least: ClassVar[bool] = True
+    metric: ClassVar[str] = "cosine_similarity"
+    layer_metric: ClassVar[str] = "cosine"
+    number: ClassVar[str] = ".6f"
+    signs: ClassVar[tuple[str, str]] = ("≥", "<")
+    broken_en: ClassVar[str] = "is below"
+    broken_zh: ClassVar[str] = "低于下限"
+
+
+@dataclass(frozen=True)
+class MaxRelL2(_Threshold):
+    """rel_l2 <= limit."""
+
     name: ClassVar[str] = "max_rel_l2"
+    at_least: ClassVar[bool] = False
     metric: ClassVar[str] = "rel_l2"
     layer_metric: ClassVar[str] = "rel_l2"
-
-    def holds(self, value: float) -> bool:
-        return value <= self.limit
-
-    def evaluate(self, c: OutputComparison) -> Outcome | None:
-        if c.cosine_similarity is None or c.rel_l2 is None:
-            return None
-        return Outcome(self.name, c.name, self.holds(c.rel_l2), c.rel_l2, self.limit)
-
-    def basis(self, o: Outcome, c: OutputComparison) -> str | None:
-        return f"rel_l2={o.measured:.3e} {'≤' if o.held else '>'} {o.limit:g}"
-
-    def failure(self, o: Outcome, c: OutputComparison) -> str:
-        return f"{c.name}: rel_l2 {o.measured:.3e} is above {o.limit:g}"
-
-    def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
-        measured = f"{c.name}：rel_l2={o.measured:.3e}"
-        return f"{measured} ≤ {o.limit:g}" if o.held else f"{measured}，超过上限 {o.limit:g}"
+    number: ClassVar[str] = ".3e"
+    signs: ClassVar[tuple[str, str]] = ("≤", ">")
+    broken_en: ClassVar[str] = "is above"
+    broken_zh: ClassVar[str] = "超过上限"
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,7 @@ RULE_TYPES = {rule.name: rule for rule in (SameShape, FiniteWhereReferenceFinite
 def rule_of(outcome: Outcome) -> Rule:
     """The rule that gave `outcome` (to word it), rebuilt from its name and limit."""
     kind = RULE_TYPES[outcome.rule]
-    return kind(outcome.limit) if kind in (MinCosine, MaxRelL2) else kind()
+    return kind(outcome.limit) if issubclass(kind, _Threshold) else kind()
 
 
 def evaluate(c: OutputComparison, rules) -> tuple[Outcome, ...]:
