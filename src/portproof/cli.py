@@ -41,7 +41,8 @@ MAX_NUM_SAMPLES = 100_000
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range; it folds a negative seed onto a positive one
 # The options that name things, as an error shows them, and what to give instead of an empty value.
 NAMED_OPTIONS = {
-    "model": ("the model name", f"a timm model name, or none for {ModelSpec.name}"),
+    "model": ("the model name", f"a timm model name, hf:DIR, or none for {ModelSpec.name}"),
+    "family": ("--family", "a model family's name (portproof env lists them)"),
     "weights": ("--weights", "auto, random or the path of a checkpoint"),
     "weights_cache": ("--weights-cache", "a cache directory"),
     "inputs": ("--inputs", "images, random, a folder of images or pkg.module:make_inputs"),
@@ -178,9 +179,13 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     """The options of `check` and `layers`."""
     # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
     S = argparse.SUPPRESS
-    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix, "
-                                                           "or pkg.module:factory for a model of your own "
+    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix; "
+                                                           "hf:DIR or hf:OWNER/NAME for a Hugging Face transformers "
+                                                           "model; or pkg.module:factory for a model of your own "
                                                            f"(default {ModelSpec.name})")
+    command.add_argument("--family", default=S, metavar="NAME",
+                         help="the model family that reads the name (timm, transformers, python); by default the "
+                              "one whose spelling the name has")
     group = command.add_argument_group("weights")
     group.add_argument("--weights", default=S, metavar="auto|PATH|random",
                        help="auto (default) searches the caches then the hub; PATH is a checkpoint file or directory")
@@ -202,9 +207,11 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                        help="unpickle a .bin/.pth/.pt checkpoint in full when safe loading refuses it; unpickling "
                             "can run any code, so only for files you trust (recorded in the summary)")
     group = command.add_argument_group("inputs")
-    group.add_argument("--inputs", default=S, metavar="images|random|DIR|pkg.module:make_inputs",
-                       help="bundled photos (default), seeded random tensors, a folder of your images, or a callable "
-                            "make_inputs(num_samples, seed) returning {name: tensor}")
+    group.add_argument("--inputs", default=S, metavar="images|random|DIR|FILE|pkg.module:make_inputs",
+                       help="the bundled samples (default: photos; sentences for a text model), seeded random "
+                            "inputs, a folder of your images (of WAV files for an audio model), a text file with "
+                            "one sentence per line (text models), or a callable make_inputs(num_samples, seed) "
+                            "returning {name: tensor}")
     group.add_argument("--num-samples", type=int, default=S, help=f"number of inputs (default {InputSpec.num_samples})")
     group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
     group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
@@ -269,7 +276,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     if layers_command and targets is not None and len(targets) != 1:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
     config = CheckConfig(
-        model=ModelSpec(**_pick(given, model="name")),
+        model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
         inputs=inputs,
         criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2")),

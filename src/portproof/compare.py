@@ -66,8 +66,11 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.clamp(torch.dot(a, b) / (norm_a * norm_b), -1.0, 1.0))
 
 
-def relative_l2(reference: torch.Tensor, target: torch.Tensor) -> float:
-    """‖target − reference‖₂ / ‖reference‖₂; 0 when both are zero, inf when only the reference is."""
+def relative_l2(reference: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None) -> float:
+    """‖target − reference‖₂ / ‖reference‖₂ over the positions `keep` holds (all without it); 0 when both are
+    zero, inf when only the reference is."""
+    if keep is not None:
+        reference, target = left_out_as_zero(reference, keep), left_out_as_zero(target, keep)
     reference, target = reference.reshape(-1).double(), target.reshape(-1).double()
     error = float(torch.linalg.vector_norm(target - reference))
     norm = float(torch.linalg.vector_norm(reference))
@@ -76,15 +79,33 @@ def relative_l2(reference: torch.Tensor, target: torch.Tensor) -> float:
     return error / norm
 
 
+def left_out_as_zero(tensor: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """`tensor` with zeros where `keep` (a boolean tensor over its leading dimensions) is False: a zero on both
+    sides adds nothing to a norm or a dot product."""
+    return tensor.masked_fill(~expand_keep(keep, tensor), 0)
+
+
+def expand_keep(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`keep` ([samples, positions]) broadcast over the trailing dimensions of `like`."""
+    keep = keep.to(device=like.device, dtype=torch.bool)
+    return keep.reshape(*keep.shape, *(1,) * (like.dim() - keep.dim())).expand_as(like)
+
+
 def compare_outputs(
     reference: torch.Tensor, target: torch.Tensor, criteria: Criteria | None = None, *, name: str = "output",
-    classifier: bool = False,
+    classifier: bool = False, keep: torch.Tensor | None = None,
 ) -> OutputComparison:
     """Compare one output and apply the verdict rules to it. Dimension 0 is the sample dimension;
-    `classifier` adds top-k agreement."""
+    `classifier` adds top-k agreement. `keep`, a boolean tensor over the leading dimensions ([samples,
+    positions]: an attention mask), leaves the other positions out of every figure, non-finite counts
+    included; the per-sample figures stay per sample."""
     criteria = criteria or Criteria()
     reference = reference.detach().cpu().double()
     target = target.detach().cpu().double()
+    considered = None
+    if keep is not None and reference.shape == target.shape:
+        considered = expand_keep(keep.cpu(), reference)
+        reference, target = reference.masked_fill(~considered, 0), target.masked_fill(~considered, 0)
     base = dict(
         name=name,
         reference_shape=tuple(reference.shape),
@@ -96,6 +117,9 @@ def compare_outputs(
         return assess(OutputComparison(**base, nonfinite_samples=()), criteria)
 
     both_finite = torch.isfinite(reference) & torch.isfinite(target)
+    if considered is not None:
+        both_finite &= considered
+        base["left_out_positions"] = int((keep == 0).sum())
     target_broken = torch.isfinite(reference) & ~torch.isfinite(target)
     samples = reference.shape[0] if reference.dim() > 0 else 1
     per_sample_broken = target_broken.reshape(samples, -1).any(dim=1)
@@ -189,14 +213,18 @@ def assess(c: OutputComparison, criteria: Criteria) -> OutputComparison:
         outcomes=outcomes,
         within_thresholds=bool(thresholds) and all(o.held for o in thresholds),
         failures=tuple(by_name[o.rule].failure(o, c) for o in outcomes if not o.held),
-        basis=f"{c.name}: " + ", ".join(parts),
+        basis=f"{c.name}{f' ({c.left_out_positions} padding positions left out)' if c.left_out_positions else ''}: "
+              + ", ".join(parts),
     )
 
 
-def judge(comparisons: list[OutputComparison]) -> Verdict:
-    """One target's verdict: PASS only when no output broke a rule."""
+def judge(comparisons: list[OutputComparison], features_only: bool = False) -> Verdict:
+    """One target's verdict: PASS only when no output broke a rule. `features_only`: the model has no class
+    output, which the basis says (no top-k applies)."""
     failures = tuple(f for c in comparisons for f in c.failures)
     basis = [c.basis for c in comparisons]
+    if features_only:
+        basis.append("feature outputs only: judged by cosine and rel_l2, no top-k")
     if all(c.shape_match for c in comparisons):
         basis.append("shapes equal")
     if all(not c.nonfinite_samples for c in comparisons):

@@ -19,6 +19,7 @@ ISOLATION_MODES = ("process", "none")
 @dataclass(frozen=True)
 class ModelSpec:
     name: str = DEFAULT_MODEL
+    family: str | None = None  # a registered family's name; None: the family whose spelling the name has
 
 
 @dataclass(frozen=True)

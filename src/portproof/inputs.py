@@ -58,6 +58,16 @@ def images(spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
     as one input called `name`; seeded standard-normal tensors of the configured size for `random`."""
     if spec.source == "random":
         return random_inputs(spec, {name: tuple(data_config["input_size"])})
+    from timm.data import create_transform
+
+    preprocessing = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()}
+    return image_files(spec, name, create_transform(**data_config), preprocessing, data_config)
+
+
+def image_files(spec: InputSpec, name: str, transform, preprocessing: dict[str, Any],
+                data_config: dict[str, Any] | None = None) -> InputSet:
+    """The bundled photos (`images`) or a folder's, each read as RGB and made a tensor by `transform` (a PIL
+    image to a [C, H, W] tensor); `data_config` is timm's, when its resize bounds the size (read_rgb)."""
     if spec.source == "images":
         files = sorted(p for p in resources.files("portproof").joinpath("data/images").iterdir() if _is_image(p))
         kind = "images"
@@ -68,7 +78,7 @@ def images(spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
                              "pkg.module:make_inputs")
         files = sorted(p for p in directory.iterdir() if p.is_file())
         kind = "directory"
-    return _from_files(files, kind, spec, data_config, name)
+    return _from_files(files, kind, spec, transform, preprocessing, data_config, name)
 
 
 def random_inputs(spec: InputSpec, shapes: dict[str, tuple[int, ...]]) -> InputSet:
@@ -110,10 +120,8 @@ def given(inputs: Any, kind: str = "given", seed: int = 0, preprocessing: dict[s
     return InputSet(tensors, kind, (), (), dict(preprocessing or {}), seed)
 
 
-def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
-    from timm.data import create_transform
-
-    transform = create_transform(**data_config)
+def _from_files(files: list, kind: str, spec: InputSpec, transform, preprocessing: dict[str, Any],
+                data_config: dict[str, Any] | None, name: str) -> InputSet:
     tensors, sources, skipped, converted = [], [], [], []
     for path in files:
         if len(tensors) == spec.num_samples:
@@ -136,7 +144,7 @@ def _from_files(files: list, kind: str, spec: InputSpec, data_config: dict[str, 
     for i in range(readable, spec.num_samples):
         tensors.append(tensors[i % readable])
         sources.append(sources[i % readable])
-    preprocessing = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()}
+    preprocessing = dict(preprocessing)
     if converted:
         preprocessing["converted_to_rgb"] = converted
     return InputSet({name: torch.stack(tensors)}, kind, tuple(sources), tuple(skipped), preprocessing, spec.seed)

@@ -3,7 +3,9 @@
 A family is a class decorated with `register_family(name)` and reached through the `portproof.families`
 entry-point group (portproof's own are declared in its pyproject.toml, as a third party declares its
 own). It says which names it takes (`matches`), resolves one, loads the module with its weights, and
-builds the default inputs its models take. The session sees only `load()` and `LoadedModel`.
+builds the default inputs its models take. The session sees only `load()` and `LoadedModel`. A family with
+a `prefix` (transformers: "hf:") alone takes the names that begin with it; `ModelSpec.family` (--family)
+names the family outright.
 
 Every loaded model is called by keyword, `module(**inputs)`, and returns {output name: tensor}.
 """
@@ -52,11 +54,14 @@ class LoadedModel:
     num_parameters: int
     family: "ModelFamily"
     notes: tuple[str, ...] = ()  # what the user should know about how the model was loaded
+    # output -> the input whose zeros mark positions to leave out of that output's metrics (padding tokens)
+    output_masks: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelFamily(Protocol):
     name: str
+    prefix: str | None  # names beginning with it are this family's alone (optional attribute)
 
     def matches(self, requested: str) -> bool:
         """Whether `requested` is spelled as this family's names are (syntax only: no import, no lookup)."""
@@ -98,7 +103,13 @@ def families() -> tuple[ModelFamily, ...]:
 
 
 def resolve(spec: ModelSpec) -> tuple[ModelFamily, ModelIdentity]:
-    """The first family whose spelling the name has; its error when it does not know the name."""
+    """The family named by `spec.family`, else the one whose prefix the name has, else the first whose spelling
+    the name has; its error when it does not know the name."""
+    if spec.family is not None:
+        return _named_family(spec.family), _named_family(spec.family).resolve(spec.name)
+    prefixed = [f for f in families() if getattr(f, "prefix", None) and spec.name.startswith(f.prefix)]
+    if prefixed:
+        return prefixed[0], prefixed[0].resolve(spec.name)
     reasons = []
     for family in families():
         if not family.matches(spec.name):
@@ -113,6 +124,14 @@ def resolve(spec: ModelSpec) -> tuple[ModelFamily, ModelIdentity]:
         raise ModelNotFoundError(f"no model family takes the name {spec.name!r} (families: "
                                  f"{', '.join(f.name for f in families())})")
     raise ModelNotFoundError("; ".join(str(r) for r in reasons))
+
+
+def _named_family(name: str) -> ModelFamily:
+    for family in families():
+        if family.name == name:
+            return family
+    raise ModelNotFoundError(f"no model family is called {name!r}; the families are "
+                             f"{', '.join(f.name for f in families())}", cli_hint="--family NAME")
 
 
 def load(spec: ModelSpec, weights: WeightsSpec) -> LoadedModel:
@@ -133,6 +152,27 @@ def first_argument(model: nn.Module) -> str:
     parameters = [p for p in inspect.signature(model.forward).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return parameters[0].name if parameters else "input"
+
+
+def fold_parametrizations(model: nn.Module) -> tuple[str, ...]:
+    """Replace each parametrized tensor (weight_norm, as Wav2Vec2's positional convolution has) by its value, in
+    place, and name them. A parametrized module cannot be pickled, and each side runs in a process of its own;
+    the folded weight is the one the parametrization computes in fp32, so a lower-precision target casts it
+    instead of recomputing it from its parts (as an exporter folds it too)."""
+    from torch.nn.utils import parametrize
+
+    folded = []
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for tensor_name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+                folded.append(f"{name}.{tensor_name}" if name else tensor_name)
+            # weight_norm's hook that reads old checkpoints into the parametrization, now gone (and a local
+            # function, which pickle refuses)
+            for key, hook in list(module._load_state_dict_pre_hooks.items()):
+                if "weight_norm" in getattr(getattr(hook, "hook", hook), "__qualname__", ""):
+                    del module._load_state_dict_pre_hooks[key]
+    return tuple(folded)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -81,10 +81,12 @@ class Session:
         self.reference, self.reference_outputs = self._run_reference()
         self.output_names = tuple(self.reference_outputs)
         self.classifier_output = self.loaded.classifier_output if self.loaded.classifier_output in self.output_names else None
+        self.output_masks = {name: mask for name, mask in self.loaded.output_masks.items() if name in self.output_names}
         self.fp64_outputs = self._run_fp64()
         if self.fp64_outputs:
             self.reference = replace(self.reference, rel_l2_vs_fp64={
-                name: relative_l2(self.fp64_outputs[name], self.reference_outputs[name]) for name in self.output_names})
+                name: relative_l2(self.fp64_outputs[name], self.reference_outputs[name], self._keep(name))
+                for name in self.output_names})
         self.evaluated: list[TargetResult] = []
         self.target_outputs: dict[str, Tensors] = {}
 
@@ -115,6 +117,10 @@ class Session:
                               f"{loaded.provenance.random_seed}); the comparison checks numerics only")
         self.notes.extend(loaded.notes)
         self.notes.extend(weights.risk_notes(loaded.provenance))
+        folded = models.fold_parametrizations(loaded.network)
+        if folded:
+            self.notes.append(f"parametrized weights ({', '.join(folded)}) were folded into plain ones, as computed in "
+                              "fp32, so that each side's process can receive the model")
         return loaded
 
     def _inputs(self, given) -> inputs.InputSet:
@@ -200,29 +206,40 @@ class Session:
             comparisons = []
             for name in self.output_names:
                 comparison = compare_outputs(self.reference_outputs[name], outputs[name], config.criteria, name=name,
-                                             classifier=name == self.classifier_output)
+                                             classifier=name == self.classifier_output, keep=self._keep(name))
                 if self.fp64_outputs is not None and comparison.shape_match:
                     comparison = with_noise_floor(
                         comparison,
                         self.reference.rel_l2_vs_fp64[name],  # the reference's own, measured once
-                        relative_l2(self.fp64_outputs[name], outputs[name]),
+                        relative_l2(self.fp64_outputs[name], outputs[name], self._keep(name)),
                     )
                 comparisons.append(comparison)
         except Exception as error:  # the target's failure is its result; the check goes on
             message = faults.describe_failure(error, spec.device_string, config.inputs.batch_size)
             return TargetResult(spec.label, "ERROR", description, error=message), {}
-        verdict = judge(comparisons)
+        verdict = judge(comparisons, features_only=self.classifier_output is None)
         speedup = None
         if latency is not None and self.reference.latency is not None and latency.median_ms > 0:
             speedup = self.reference.latency.median_ms / latency.median_ms
         return TargetResult(spec.label, verdict.status, description, tuple(comparisons), verdict, latency, speedup), outputs
+
+    def _keep(self, name: str) -> torch.Tensor | None:
+        """The positions of output `name` that its metrics consider: where its mask input (an attention mask)
+        is non-zero; None for an output that has no mask, or whose shape does not begin with the mask's."""
+        mask_name = self.output_masks.get(name)
+        if mask_name is None:
+            return None
+        keep = self.input_set.tensors[mask_name] != 0
+        return keep if self.reference_outputs[name].shape[:keep.dim()] == keep.shape else None
 
     def layer_pass(self, spec: TargetSpec) -> LayerReport:
         """The module-by-module comparison of one target, on every sample in one batch. A failure of the
         layer pass is reported in it and does not change the target's verdict."""
         config, samples, label = self.config, self.input_set.tensors, spec.label
         count = self.input_set.num_samples
-        notes: tuple[str, ...] = ()
+        notes: tuple[str, ...] = tuple(
+            f"module outputs are compared at every position: the padding that {output} leaves out ({mask} = 0) is "
+            "included here" for output, mask in self.output_masks.items())
         if config.reference.backend != "eager" or config.reference.dtype.startswith("amp-"):
             return LayerReport(spec.label, count, config.criteria, (), None, None, (), (
                 f"no layer pass: it needs an eager reference without autocast, and the reference is {config.reference.label}",))
@@ -231,8 +248,8 @@ class Session:
             return LayerReport(spec.label, count, config.criteria, (), None, None, (), (
                 f"no layer pass: the {spec.backend} backend offers no way to observe its modules",))
         if mode == "eager" and spec.backend != "eager":
-            notes = (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: {spec.backend} fuses modules, "
-                     "so their outputs cannot be observed one by one",)
+            notes += (f"the layer pass ran {spec.device_string}/{spec.dtype} eagerly: {spec.backend} fuses modules, "
+                      "so their outputs cannot be observed one by one",)
             spec = replace(spec, backend="eager")
         try:
             report = worker.run(sides.run_layer_pass, (config.reference, self.loaded.network, samples, spec, mode,
@@ -280,7 +297,8 @@ class Session:
         identity = self.loaded.identity
         return ModelInfo(requested=identity.requested, family=identity.family, architecture=identity.architecture,
                          tag=identity.tag, hub_repo=identity.hub_repo, num_parameters=self.loaded.num_parameters,
-                         output_names=self.output_names, classifier_output=self.classifier_output)
+                         output_names=self.output_names, classifier_output=self.classifier_output,
+                         output_masks=dict(self.output_masks))
 
     def _input_info(self) -> InputInfo:
         tensors = self.input_set.tensors

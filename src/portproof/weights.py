@@ -175,7 +175,7 @@ def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, 
     from huggingface_hub import hf_hub_download
 
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    unreachable = _unreachable(endpoint, timeout_s)
+    unreachable = unreachable(endpoint, timeout_s)
     if unreachable:
         return None, f"skipped: {endpoint} unreachable ({unreachable})"
     try:
@@ -185,7 +185,7 @@ def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, 
         return None, f"failed ({describe(error)})"
 
 
-def _unreachable(endpoint: str, timeout_s: float) -> str | None:
+def unreachable(endpoint: str, timeout_s: float) -> str | None:
     """Why a TCP connection to the endpoint (or the HTTPS proxy in front of it) cannot be made, or None."""
     import socket
     from urllib.parse import urlsplit
@@ -402,12 +402,17 @@ def check_keys(path: Path, state: dict, expected: dict, spec: WeightsSpec) -> tu
             )
     missing = tuple(k for k in expected if k not in state)
     unexpected = tuple(k for k in state if k not in expected)
+    refuse_partial(path, missing, unexpected, spec)
+    return missing, unexpected
+
+
+def refuse_partial(path: Path, missing: tuple[str, ...], unexpected: tuple[str, ...], spec: WeightsSpec) -> None:
+    """A checkpoint that misses keys of the model, or holds keys it lacks, is refused unless a partial load is allowed."""
     if (missing or unexpected) and not spec.allow_partial:
         raise WeightsError(
             f"weights file {path} does not match the model: {len(missing)} missing keys {_first_keys(missing)}, "
             f"{len(unexpected)} unexpected keys {_first_keys(unexpected)}; allow a partial load (WeightsSpec.allow_partial) "
             "to load it anyway", cli_hint="--allow-partial-weights")
-    return missing, unexpected
 
 
 def check_floating(path: Path, state: dict, expected: dict, spec: WeightsSpec) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..results import CheckResult
 from . import plots
 from .formatting import device_name, milliseconds, number, share, visible_controls
-from .i18n import pretrained_value, random_weights_detail, texts, verdict_reasons
+from .i18n import input_items, pretrained_value, random_weights_detail, texts, verdict_reasons
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
@@ -173,7 +173,7 @@ def _input_items(result: CheckResult, t: dict) -> list[Item]:
     criteria = result.config.criteria
     line = t["input_line"].format(kind=inputs.kind, n=inputs.num_samples, shape=list(inputs.shape[1:]),
                                   batch=inputs.batch_size, seed=inputs.seed)
-    return [Item("", line), Item(t["files"], ", ".join(inputs.sources) if inputs.sources else t["generated"]),
+    return [Item("", line), *[Item(label, value) for label, value in input_items(result, t)],
             *[Item(t["skipped"], skipped) for skipped in inputs.skipped],
             Item(t["criteria"], t["criteria_line"].format(min_cosine=f"{criteria.min_cosine:g}",
                                                           max_rel_l2=f"{criteria.max_rel_l2:g}")),

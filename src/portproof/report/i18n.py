@@ -77,6 +77,9 @@ _EN = {
     "searched": "Searched",
     "input_line": "{kind}: {n} samples of shape {shape}, batch size {batch}, seed {seed}",
     "files": "Files",
+    "sentences": "Sentences",
+    "padding": "Padding",
+    "padding_line": "{output}: the positions where {mask} is 0 are left out of its figures",
     "generated": "none (generated tensors)",
     "skipped": "Skipped",
     "side": "side",
@@ -206,6 +209,9 @@ _ZH = {
     "searched": "已查找",
     "input_line": "{kind}：{n} 个样本，形状 {shape}，batch size {batch}，种子 {seed}",
     "files": "文件",
+    "sentences": "句子",
+    "padding": "填充",
+    "padding_line": "{output}：{mask} 为 0 的位置（填充）不计入其各项指标",
     "generated": "无（生成的张量）",
     "skipped": "已跳过",
     "side": "运行端",
@@ -301,3 +307,17 @@ def random_weights_detail(weights, t: dict[str, str]) -> str:
 def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:
     """Each verdict rule applied to one output, as (held, sentence), worded by the rule itself (rules.py)."""
     return rules.reasons(comparison, criteria.rules(), lang)
+
+
+TEXT_INPUT_KINDS = ("sentences", "text-file")
+
+
+def input_items(result, t: dict) -> list[tuple[str, str]]:
+    """The (label, value) rows about the samples themselves: their sources (sentences for text), and the
+    padding each masked output leaves out."""
+    inputs = result.inputs
+    label = t["sentences"] if inputs.kind in TEXT_INPUT_KINDS else t["files"]
+    rows = [(label, ", ".join(inputs.sources) if inputs.sources else t["generated"])]
+    rows += [(t["padding"], t["padding_line"].format(output=output, mask=mask))
+             for output, mask in result.model.output_masks.items()]
+    return rows

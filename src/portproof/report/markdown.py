@@ -13,7 +13,7 @@ from ..results import CheckResult
 from .formatting import code_cell, code_fence, device_name, milliseconds, number, share, visible_controls
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .i18n import pretrained_value, random_weights_detail, texts, verdict_reasons
+from .i18n import input_items, pretrained_value, random_weights_detail, texts, verdict_reasons
 from .plots import layer_reports
 from .summary_json import scoring_fields
 
@@ -44,7 +44,7 @@ def render(result: CheckResult, lang: str = "en") -> str:
     out += _section(t, t["inputs"], [
         (None, t["input_line"].format(kind=esc(inputs.kind), n=inputs.num_samples, shape=list(inputs.shape[1:]),
                                       batch=inputs.batch_size, seed=inputs.seed)),
-        (t["files"], esc(", ".join(inputs.sources)) if inputs.sources else t["generated"]),
+        *[(label, esc(value)) for label, value in input_items(result, t)],
         *[(t["skipped"], esc(s)) for s in inputs.skipped],
         *[(t["note"], esc(note)) for note in result.notes],
     ])

@@ -76,6 +76,8 @@ class ModelInfo:
     num_parameters: int
     output_names: tuple[str, ...]
     classifier_output: str | None
+    # output -> the input whose zeros mark positions left out of that output's metrics (padding tokens)
+    output_masks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class OutputComparison:
     target_nonfinite: NonFiniteCounts
     nonfinite_samples: tuple[int, ...]  # samples where the target is NaN/Inf but the reference is finite
     target_nonfinite_where_reference_finite: NonFiniteCounts = NonFiniteCounts(0, 0)
+    # positions left out of every figure by the output's mask (padding tokens; ModelInfo.output_masks)
+    left_out_positions: int = 0
     max_abs_diff: float | None = None
     mean_abs_diff: float | None = None
     max_rel_diff: float | None = None
