@@ -784,3 +784,22 @@ def test_with_noise_floor_zero_reference_error():
     assert exact.reference_rel_l2_vs_fp64 == 0.0 and exact.target_rel_l2_vs_fp64 == 0.0
     worse = with_noise_floor(c, 0.0, 1e-6)
     assert worse.noise_multiple == math.inf
+
+
+def test_positions_outside_keep_are_left_out_of_every_figure_and_samples_stay_samples():
+    reference = torch.randn(2, 4, 3)
+    target = reference.clone()
+    target[0, :3] += 0.01 * torch.randn(3, 3)
+    target[:, 3] = torch.nan  # padding: whatever a side computes there is not compared
+    reference[1, 3] = 1e6
+    keep = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0]])
+    c = compare_outputs(reference, target, keep=keep, name="last_hidden_state")
+    kept_ref, kept_tgt = reference[:, :3], target[:, :3]
+    assert c.left_out_positions == 2
+    assert c.target_nonfinite.nan == 0 and c.nonfinite_samples == ()
+    assert c.rel_l2 == pytest.approx(relative_l2(kept_ref, kept_tgt))
+    assert c.cosine_similarity == pytest.approx(cosine(kept_ref, kept_tgt))
+    assert len(c.sample_cosine) == 2 and c.sample_cosine[1] == pytest.approx(1.0)
+    assert c.mean_abs_diff == pytest.approx(float((kept_tgt - kept_ref).abs().double().mean()))
+    assert c.basis.startswith("last_hidden_state (2 padding positions left out):")
+    assert relative_l2(reference, target, keep) == pytest.approx(c.rel_l2)

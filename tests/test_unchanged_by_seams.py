@@ -17,7 +17,8 @@ NOT_COMPARED = {"started_at", "finished_at", "duration_s", "latency", "latency_m
 # Fields added since, which the older summary does not have: new information, nothing changed.
 ADDED = {"outcomes", "shapes", "dtypes", "factory",
          "loaded_share", "unwrapped", "file_format", "dtype_conversions", "nonfloat_tensors", "allow_nonfloat",
-         "accept_partial_as_pretrained", "isolation"}
+         "accept_partial_as_pretrained", "isolation",
+         "output_masks", "left_out_positions", "family"}  # the transformers family: padding left out, --family
 
 
 def differences(before, after, path: str) -> list[str]:

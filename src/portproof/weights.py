@@ -175,9 +175,9 @@ def download(hub_repo: str, cache: str, timeout_s: float) -> tuple[Path | None, 
     from huggingface_hub import hf_hub_download
 
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    unreachable = unreachable(endpoint, timeout_s)
-    if unreachable:
-        return None, f"skipped: {endpoint} unreachable ({unreachable})"
+    why = unreachable(endpoint, timeout_s)
+    if why:
+        return None, f"skipped: {endpoint} unreachable ({why})"
     try:
         path = hf_hub_download(hub_repo, CHECKPOINT_FILES[0], cache_dir=cache, etag_timeout=timeout_s, endpoint=endpoint)
         return Path(path), "downloaded"

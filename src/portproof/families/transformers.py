@@ -167,9 +167,9 @@ def locate(identity: ModelIdentity, spec: WeightsSpec) -> tuple[Path, str, tuple
         searched.append("download: skipped (offline)")
     else:
         endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-        unreachable = weights.unreachable(endpoint, spec.download_timeout_s)
-        if unreachable:
-            searched.append(f"download {repo}: skipped: {endpoint} unreachable ({unreachable})")
+        why = weights.unreachable(endpoint, spec.download_timeout_s)
+        if why:
+            searched.append(f"download {repo}: skipped: {endpoint} unreachable ({why})")
         else:
             downloaded = _hf_snapshot(repo, cache, local_only=False)
             searched.append(f"download {repo}: {'downloaded' if downloaded else 'failed'}")
