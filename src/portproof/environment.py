@@ -14,7 +14,8 @@ import torch
 
 from .backends.base import cpu_name
 
-PACKAGES = ("torch", "torchvision", "timm", "numpy", "safetensors", "huggingface_hub", "onnx", "onnxruntime", "torch_npu")
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "safetensors", "huggingface_hub", "transformers", "onnx", "onnxruntime",
+            "torch_npu")
 CANN_VERSION_FILES = ("version.cfg", "ascend_toolkit_install.info", "version.info")
 
 
