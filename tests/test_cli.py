@@ -247,6 +247,7 @@ def test_module_entry_point_and_env_command():
     assert result.returncode == 0
     assert "eager@cpu: available" in result.stdout and "onnxruntime@cpu: available" in result.stdout
     assert "compile@cpu: available" in result.stdout
+    assert "model families: python, timm, transformers" in result.stdout
 
 
 def test_layers_command_writes_the_module_table_and_its_summary(tmp_path):

@@ -392,6 +392,12 @@ def print_environment() -> int:
         print(f"{key}: {value}")
     for name, state in availability():
         print(f"{name}: {state}")
+    try:
+        from .models import families
+
+        print(f"model families: {', '.join(family.name for family in families())}")
+    except PortproofError as error:  # a broken family plugin is named, and env still answers
+        print(f"model families: {error}")
     for warning in torch_pairing.pairing_warnings(torch_pairing.read_installed()):
         print(f"WARNING: {warning}", file=sys.stderr)
     return EXIT_PASS
