@@ -3,7 +3,6 @@ One cell of the verdict table (targets × criteria)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 
@@ -18,12 +17,6 @@ class Term:
     relation: str = ""  # "≥", "<", "≤", ">", "=" or "" for context
     limit: float | None = None
 
-    def text(self) -> str:
-        if self.measured is None:
-            return self.quantity
-        shown = f"{self.quantity} {_number(self.measured)}"
-        return f"{shown} {self.relation} {_number(self.limit)}" if self.relation and self.limit is not None else shown
-
 
 @dataclass(frozen=True)
 class CriterionVerdict:
@@ -35,14 +28,3 @@ class CriterionVerdict:
     @property
     def status(self) -> str:
         return "PASS" if self.passed else "FAIL"
-
-    def figures(self) -> str:
-        """The deciding figures in one line, the same in every language (metric names are summary.json's)."""
-        text = ", ".join(term.text() for term in self.terms)
-        return f"{self.output}: {text}" if self.output else text
-
-
-def _number(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
