@@ -14,6 +14,7 @@ from torch import nn
 from .backends import registry
 from .backends.torch_eager import EagerBackend
 from .config import Criteria, TargetSpec, TimingSpec
+from .errors import InputError
 from .labelled import Dataset, LabelledImages
 from .results import LatencyStats, LayerReport
 from .timing import measure
@@ -88,7 +89,11 @@ def predict(backend, task: AccuracyPass, step: str, progress: Callable[..., None
     top: list[tuple[int, ...]] = []
     readable: list[bool] = []
     for images, readable_batch in DataLoader(Dataset(task.images, task.data_config), batch_size=task.batch_size):
-        scores = backend.run({task.input_name: images})[task.output_name].float()
+        outputs = backend.run({task.input_name: images})
+        if task.output_name not in outputs:
+            raise InputError(f"labelled inputs measure a classifier's accuracy from its {task.output_name} output, and the "
+                             f"model returns {', '.join(outputs)}; return the class scores as {task.output_name}")
+        scores = outputs[task.output_name].float()
         top += [tuple(row) for row in scores.topk(min(5, scores.shape[1]), dim=1).indices.tolist()]
         readable += readable_batch.tolist()
         if progress is not None:

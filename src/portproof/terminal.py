@@ -162,8 +162,9 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
         say(Text(line))
     for target in result.targets:
         problems = [target.error] if target.error else list(target.verdict.failures if target.verdict else ())
-        for problem in problems:
-            say(Text(f"{target.label} {target.status}: {problem}"))
+        decided_by_rules = not target.criteria_verdicts or target.criteria_verdicts[0].criterion == "portproof"
+        for problem in problems:  # the rules' failures; under another deciding criterion, named as theirs
+            say(Text(f"{target.label} {target.status if target.error or decided_by_rules else '(portproof rules)'}: {problem}"))
     for target in result.targets:
         layers = getattr(target, "layers", None)
         if layers is not None and layers.rows:
