@@ -135,3 +135,28 @@ def test_unknown_or_no_criterion_is_refused():
         criteria.require(Criteria(presets=("pytorch",)))
     with pytest.raises(ConfigError, match="no criterion given"):
         criteria.require(Criteria(presets=()))
+
+
+def test_the_verdict_table_is_printed_written_and_read_back(tmp_path, capsys):
+    from portproof import cli
+
+    from helpers import run_check
+
+    code, summary = run_check(tmp_path, "--criteria", "msprobe", "--criteria", "allclose", "--target", "cpu/bf16",
+                              "--target", "cpu")
+    assert code == 0  # msprobe, the first, passes both; allclose fails bf16 without changing the exit code
+    cells = {t["label"]: [(v["criterion"], v["passed"]) for v in t["criteria_verdicts"]] for t in summary["targets"]}
+    assert cells == {"cpu/bf16": [("msprobe", True), ("allclose", False)], "cpu": [("msprobe", True), ("allclose", True)]}
+    bf16 = summary["targets"][0]["criteria_verdicts"][1]
+    assert bf16["terms"][2:] == [{"quantity": "atol", "measured": 1e-5, "relation": "", "limit": None},
+                                 {"quantity": "rtol", "measured": 1.6e-2, "relation": "", "limit": None}]
+    printed = capsys.readouterr().out
+    assert "verdict by criterion" in printed and "FAIL logits: max |t−r|/(atol+rtol·|r|)" in printed
+    english = (tmp_path / "report.md").read_text()
+    assert "| target | msprobe | allclose |" in english and "**FAIL** logits: max" in english
+    (tmp_path / "report.md").unlink()
+    assert cli.main(["report", str(tmp_path), "--lang", "zh"]) == 0  # read back from summary.json
+    chinese = (tmp_path / "report.md").read_text()
+    assert "| 目标端 | msprobe | allclose |" in chinese and "**FAIL** logits: max" in chinese
+    assert chinese.count("**PASS** logits: cosine_similarity") == 2
+    assert "判定" in (tmp_path / "report.html").read_text() and "verdict fail" in (tmp_path / "report.html").read_text()

@@ -92,10 +92,14 @@ def verdict_table(result) -> tuple[tuple[str, ...], list[tuple[str, list[tuple[s
     """The targets × criteria table: the criteria asked for, and per target its label and one (status,
     deciding figures) cell per criterion; a target that raised has ERROR and its error in every cell."""
     names = result.config.criteria.presets
-    rows = []
-    for target in result.targets:
-        by_name = {verdict.criterion: verdict for verdict in target.criteria_verdicts}
-        cells = [(by_name[name].status, criterion_figures(by_name[name])) if name in by_name
-                 else (target.status if target.error else "—", target.error or "") for name in names]
-        rows.append((target.label, cells))
-    return names, rows
+    return names, [(target.label, [_verdict_cell(target, name) for name in names]) for target in result.targets]
+
+
+def _verdict_cell(target, name: str) -> tuple[str, str]:
+    if target.error:
+        return target.status, target.error
+    verdict = next((v for v in target.criteria_verdicts if v.criterion == name), None)
+    if verdict is not None:
+        return verdict.status, criterion_figures(verdict)
+    # a summary written before criteria were recorded: portproof's rules decided its status
+    return (target.status, "") if name == "portproof" and not target.criteria_verdicts else ("—", "")
