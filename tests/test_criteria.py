@@ -160,3 +160,31 @@ def test_the_verdict_table_is_printed_written_and_read_back(tmp_path, capsys):
     assert "| 目标端 | msprobe | allclose |" in chinese and "**FAIL** logits: max" in chinese
     assert chinese.count("**PASS** logits: cosine_similarity") == 2
     assert "判定" in (tmp_path / "report.html").read_text() and "verdict fail" in (tmp_path / "report.html").read_text()
+
+
+def test_a_criterion_registered_from_python_judges_and_is_read_back(monkeypatch):
+    from portproof.report.load import VALUE_CHECKS
+    from portproof.results import CriterionVerdict, Term
+
+    class SameArgmax:
+        """Every sample's top-1 class is the same on both sides."""
+
+        name = "same_argmax"
+        needs_labels = False
+
+        def judge(self, evidence, settings):
+            c = evidence.comparisons[0]
+            return CriterionVerdict(self.name, c.topk.top1_match, c.name, (Term("top-1 agreement", c.topk.top1_agreement),))
+
+    monkeypatch.setitem(criteria._REGISTERED, "same_argmax", SameArgmax)
+    criteria.register_criterion(SameArgmax)
+    settings = Criteria(presets=("same_argmax", "msprobe"))
+    criteria.require(settings)
+    reference = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    comparison = compare_outputs(reference, target, name="logits", classifier=True)
+    cells = criteria.judge(criteria.Evidence((comparison,), {"logits": reference}, {"logits": target}), settings)
+    assert [(v.criterion, v.passed) for v in cells] == [("same_argmax", False), ("msprobe", False)]
+    assert cells[0].terms[0].measured == 0.5
+    assert VALUE_CHECKS[(CriterionVerdict, "criterion")]("same_argmax") is None
+    assert VALUE_CHECKS[(CriterionVerdict, "criterion")]("not_registered") is not None

@@ -23,7 +23,7 @@ from .results import Accuracy, CriterionVerdict, OutputComparison, TargetAccurac
 from .rules import rule_of
 
 ENTRY_POINT_GROUP = "portproof.criteria"
-_BUILT_IN: dict[str, type] = {}
+_REGISTERED: dict[str, type] = {}
 
 # torch.testing.assert_close's default (rtol, atol) by dtype (torch/testing/_comparison.py, `_DTYPE_PRECISIONS`;
 # a dtype not listed gets (0, 0)). Held here, not read from torch's private table, so the report needs no torch.
@@ -57,14 +57,19 @@ class Criterion(Protocol):
 
 def register_criterion(cls: type) -> type:
     """Class decorator: a criterion, known by its `name`."""
-    _BUILT_IN[cls.name] = cls
+    _REGISTERED[cls.name] = cls
     return cls
 
 
-@cache
 def registered() -> dict[str, type]:
-    """Every criterion by name: the built-in ones, then the plugins' (read once per process)."""
-    found = dict(_BUILT_IN)
+    """Every criterion by name: the built-in ones and those registered from Python, then the plugins'."""
+    return {**_REGISTERED, **_plugins()}
+
+
+@cache
+def _plugins() -> dict[str, type]:
+    """The criteria of the `portproof.criteria` entry points, read once per process."""
+    found = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             found[point.name] = point.load()
