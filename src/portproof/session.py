@@ -130,7 +130,7 @@ class Session:
 
     def _accuracy_pass(self) -> sides.AccuracyPass | None:
         """What every side streams through for task accuracy: the labelled images, when the inputs are."""
-        dataset, model = self.input_set.dataset, self.config.model.name
+        dataset, model = self.input_set.dataset, self.loaded.identity.requested
         judged_on_accuracy = criteria.needs_labels(self.config.criteria)
         if dataset is None:
             if judged_on_accuracy:
