@@ -140,3 +140,24 @@ class Chatty(nn.Module):
 def make_chatty() -> Chatty:
     torch.manual_seed(4)
     return Chatty()
+
+
+class DigitsClassifier(nn.Module):
+    """A small classifier of scikit-learn's 8x8 handwritten digits, read as RGB images through timm's
+    preprocessing (its pretrained_cfg); the tests train it before they check it."""
+
+    pretrained_cfg = {"input_size": (3, 8, 8), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 1.0,
+                      "interpolation": "bilinear", "num_classes": 10}
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3 * 8 * 8, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(torch.relu(self.hidden(x.flatten(1))))}
+
+
+def make_digits() -> DigitsClassifier:
+    torch.manual_seed(0)
+    return DigitsClassifier()

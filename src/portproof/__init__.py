@@ -23,6 +23,7 @@ from .results import CheckResult, LayerReport, OutputComparison, TargetResult, V
 _LAZY = {
     "Session": "session", "run_check": "session", "compare_layers": "layers", "compare_outputs": "compare",
     "judge": "compare", "register_backend": "backends.registry", "register_family": "models",
+    "register_criterion": "criteria",
 }
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "judge",
     "parse_target",
     "register_backend",
+    "register_criterion",
     "register_family",
     "run_check",
 ]

@@ -18,7 +18,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, criteria
 from .config import (
     CheckConfig,
     Criteria,
@@ -46,6 +46,7 @@ NAMED_OPTIONS = {
     "weights": ("--weights", "auto, random or the path of a checkpoint"),
     "weights_cache": ("--weights-cache", "a cache directory"),
     "inputs": ("--inputs", "images, random, a folder of images or pkg.module:make_inputs"),
+    "labels": ("--labels", "a CSV file of filename,label"),
     "out": ("--out", f"a directory, or leave it out for {OutputSpec.directory}"),
     "directory": ("DIR", "the folder portproof check wrote"),
 }
@@ -212,7 +213,12 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                             "inputs, a folder of your images (of WAV files for an audio model), a text file with "
                             "one sentence per line (text models), or a callable make_inputs(num_samples, seed) "
                             "returning {name: tensor}")
-    group.add_argument("--num-samples", type=int, default=S, help=f"number of inputs (default {InputSpec.num_samples})")
+    group.add_argument("--labels", default=S, metavar="FILE",
+                       help="a CSV of filename,label for the flat folder of --inputs (a label is a class index or an "
+                            "ImageNet synset id); a folder with one sub-folder per class is labelled without it")
+    group.add_argument("--num-samples", type=int, default=S,
+                       help=f"number of inputs compared tensor by tensor (default {InputSpec.num_samples}); task "
+                            "accuracy covers every labelled image")
     group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
     group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
     group = command.add_argument_group("reference and targets")
@@ -231,6 +237,18 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--layers", action="store_true", default=S,
                        help="also compare every module (accumulated and local modes) and name the first that diverges")
     group = command.add_argument_group("criteria")
+    group.add_argument("--criteria", action="append", default=S, metavar="NAME",
+                       help="judge by this criterion (repeatable; the first decides the exit code): "
+                            f"{', '.join(criteria.registered())} (default {Criteria.presets[0]}); see README, Criteria")
+    group.add_argument("--atol", type=float, default=S,
+                       help="absolute tolerance of allclose and polygraphy (default: torch.testing's for the dtype, "
+                            "and 1e-5)")
+    group.add_argument("--rtol", type=float, default=S,
+                       help="relative tolerance of allclose and polygraphy (default: torch.testing's for the dtype, "
+                            "and 1e-5)")
+    group.add_argument("--mlperf-ratio", type=float, default=S,
+                       help=f"share of the reference's top-1 accuracy a target must keep under mlperf "
+                            f"(default {Criteria.mlperf_ratio:g}; 0.999 for the strict variant)")
     group.add_argument("--min-cosine", type=float, default=S, help=f"lowest passing cosine similarity (default {Criteria.min_cosine:g})")
     group.add_argument("--max-rel-l2", type=float, default=S, help=f"highest passing relative L2 error (default {Criteria.max_rel_l2:g})")
     group = command.add_argument_group("latency")
@@ -262,7 +280,10 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         raise ConfigError("--weights random and --require-pretrained contradict each other; drop one of them")
     if isinstance(weights.cache_dirs, list):
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
-    inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
+    inputs = InputSpec(**_pick(given, inputs="source", labels="labels", num_samples="num_samples",
+                               batch_size="batch_size"), **seed)
+    if inputs.labels is not None and inputs.source in ("images", "random"):
+        raise ConfigError("--labels names the classes of your images: give their folder as --inputs DIR too")
     if inputs.batch_size > inputs.num_samples:
         raise ConfigError(f"--batch-size {inputs.batch_size} is larger than the {inputs.num_samples} samples; "
                           "lower it or raise --num-samples")
@@ -279,7 +300,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
         inputs=inputs,
-        criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2")),
+        criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2", atol="atol", rtol="rtol",
+                                  mlperf_ratio="mlperf_ratio"),
+                          **({"presets": tuple(given["criteria"])} if "criteria" in given else {})),
         timing=timing,
         output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors", lang="lang")),
         targets=targets,
@@ -292,6 +315,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     )
     if "reference" in given:
         config = replace(config, reference=parse_target(given["reference"]))
+    criteria.require(config.criteria)
     _check_devices(config)
     return config
 
@@ -431,6 +455,11 @@ def _check_ranges(given: dict) -> None:
     for option in ("min_cosine", "max_rel_l2"):
         if option in given and not 0.0 <= given[option] <= 1.0:
             raise ConfigError(f"--{option.replace('_', '-')} must be between 0 and 1, got {given[option]}")
+    for option in ("atol", "rtol"):
+        if option in given and not 0.0 <= given[option] < float("inf"):
+            raise ConfigError(f"--{option} must be a number of at least 0, got {given[option]}")
+    if "mlperf_ratio" in given and not 0.0 < given["mlperf_ratio"] <= 1.0:
+        raise ConfigError(f"--mlperf-ratio must be above 0 and at most 1, got {given['mlperf_ratio']}")
     if "target_timeout" in given and not 0.0 < given["target_timeout"] < float("inf"):
         raise ConfigError(f"--target-timeout must be a number of seconds above 0, got {given['target_timeout']}")
     if given.get("target_timeout", 0) > threading.TIMEOUT_MAX:

@@ -43,6 +43,7 @@ class WeightsSpec:
 @dataclass(frozen=True)
 class InputSpec:
     source: str = "images"  # "images" (bundled photos) | "random" | a directory of the user's images
+    labels: str | None = None  # a CSV of `filename,label` for the images of the `source` directory (labelled.py)
     num_samples: int = 8
     batch_size: int = 1
     seed: int = 0
@@ -69,10 +70,15 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class Criteria:
-    """The verdict's thresholds (see README, "Verdict")."""
+    """The verdict's thresholds (see README, "Verdict"), and the criteria a target is judged by (README,
+    "Criteria"; criteria.py): the first decides its status and the exit code."""
 
     min_cosine: float = 0.99
     max_rel_l2: float = 0.01
+    presets: tuple[str, ...] = ("portproof",)
+    atol: float | None = None  # of allclose and polygraphy; None: each one's own default
+    rtol: float | None = None
+    mlperf_ratio: float = 0.99  # the share of the reference's top-1 accuracy a target must keep under mlperf
 
     def rules(self) -> tuple:
         """The rules in force, in the order they are checked and worded (rules.py)."""

@@ -13,11 +13,34 @@ from __future__ import annotations
 from .. import rules
 from ..config import Criteria
 from ..results import RANDOM_WEIGHTS_BANNER, OutputComparison
+from .formatting import criterion_figures
 
 LANGUAGES = ("en", "zh")
 
 _EN = {
     "html_lang": "en",
+    "criteria_heading": "Verdict by criterion",
+    "criteria_intro": "Each cell: the target's verdict under that criterion, and the measured quantities that decided "
+                      "it. The first criterion, {first}, decides the target's status and the exit code; the formulas and "
+                      "their sources are in the README, under Criteria.",
+    "decided_by": "judged by {criterion}: {figures}",
+    "accuracy_heading": "Task accuracy",
+    "accuracy_intro": "{n} labelled images ({source}), every one through every side, {batch} at a time. A change is "
+                      "an image whose top-1 class on the target differs from the reference's.",
+    "accuracy_unreadable": "Left out as unreadable ({n}): {files}",
+    "top1_accuracy": "top-1 accuracy",
+    "top5_accuracy": "top-5 accuracy",
+    "accuracy_ratio": "top-1 ratio (target / reference)",
+    "changed": "changed predictions",
+    "right_to_wrong": "right → wrong",
+    "wrong_to_right": "wrong → right",
+    "wrong_to_wrong": "wrong → wrong",
+    "first_changes": "The first changed predictions, in file order:",
+    "file": "file",
+    "label": "label",
+    "reference_class": "reference's class",
+    "target_class": "target's class",
+    "change": "change",
     "title": "{model} port report",
     "subtitle": "{targets} against the reference {reference}",
     "report_heading": "{model} port report: {targets} against {reference}",
@@ -152,6 +175,27 @@ _EN = {
 
 _ZH = {
     "html_lang": "zh-CN",
+    "criteria_heading": "各判定标准下的结论",
+    "criteria_intro": "每格为目标端在该判定标准下的结论，以及决定结论的测量值。第一个判定标准 {first} 决定目标端的状态和"
+                      "退出码；各标准的公式与出处见 README 的 Criteria 一节。",
+    "decided_by": "按 {criterion} 判定：{figures}",
+    "accuracy_heading": "任务精度",
+    "accuracy_intro": "{n} 张带标签的图像（{source}），每张都在每一端运行，每批 {batch} 张。“预测改变”指目标端的 top-1 类别"
+                      "与参考端不同的图像。",
+    "accuracy_unreadable": "无法读取、未计入（{n} 张）：{files}",
+    "top1_accuracy": "top-1 精度",
+    "top5_accuracy": "top-5 精度",
+    "accuracy_ratio": "top-1 精度比（目标端 / 参考端）",
+    "changed": "预测改变",
+    "right_to_wrong": "对 → 错",
+    "wrong_to_right": "错 → 对",
+    "wrong_to_wrong": "错 → 错",
+    "first_changes": "最先改变的预测（按文件顺序）：",
+    "file": "文件",
+    "label": "标签",
+    "reference_class": "参考端类别",
+    "target_class": "目标端类别",
+    "change": "变化",
     "title": "{model} 适配报告",
     "subtitle": "{targets} 对比参考 {reference}",
     "report_heading": "{model} 适配报告：{targets} 对比 {reference}",
@@ -302,6 +346,18 @@ def random_weights_detail(weights, t: dict[str, str]) -> str:
     if weights.loaded_share is not None:
         return t["partial_detail"].format(share=f"{weights.loaded_share:.1%}", seed=weights.random_seed)
     return t["random_detail"].format(seed=weights.random_seed)
+
+
+def conclusion_reasons(target, criteria: Criteria, lang: str) -> list[str]:
+    """The sentences behind a target's verdict in the conclusion: all of the rules for a PASS, the broken ones
+    for a FAIL; led by the deciding criterion's figures when that is not portproof's own rules."""
+    t = texts(lang)
+    reasons = [sentence for c in target.comparisons for held, sentence in verdict_reasons(c, criteria, lang)
+               if not held or target.status != "FAIL" or target.verdict.passed]
+    deciding = target.criteria_verdicts[0] if target.criteria_verdicts else None
+    if deciding is not None and deciding.criterion != "portproof":
+        reasons.insert(0, t["decided_by"].format(criterion=deciding.criterion, figures=criterion_figures(deciding)))
+    return reasons
 
 
 def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:

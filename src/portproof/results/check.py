@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import CheckConfig
+from .accuracy import Accuracy, TargetAccuracy
 from .comparison import OutputComparison, Verdict
+from .criteria import CriterionVerdict
 from .layers import LayerReport
 
 SCHEMA_VERSION = "1.0"
@@ -93,6 +95,9 @@ class InputInfo:
     # every input by name: shape and dtype ("float32", "int64", ...), in the order the model takes them
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
+    # labelled inputs (README "Task accuracy"): how many images, and where their labels came from
+    labelled_samples: int | None = None
+    label_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,13 @@ class ReferenceResult:
     latency: LatencyStats | None
     # rel_l2 of this fp32 reference against a float64 run of the same model, per output (the noise floor)
     rel_l2_vs_fp64: dict[str, float] | None
+    accuracy: Accuracy | None = None  # on the labelled inputs, when there are any
 
 
 @dataclass(frozen=True)
 class TargetResult:
     label: str
-    status: str  # "PASS" | "FAIL" | "ERROR"
+    status: str  # "PASS" | "FAIL" (by the first criterion of criteria_verdicts) | "ERROR"
     description: dict[str, Any]
     comparisons: tuple[OutputComparison, ...] = ()
     verdict: Verdict | None = None
@@ -116,6 +122,8 @@ class TargetResult:
     speedup: float | None = None  # reference median latency / target median latency
     error: str | None = None
     layers: LayerReport | None = None  # with --layers: the module-by-module comparison
+    criteria_verdicts: tuple[CriterionVerdict, ...] = ()  # one per criterion asked for, in the order asked
+    accuracy: TargetAccuracy | None = None  # on the labelled inputs, against the reference's predictions
 
     def comparison(self, name: str) -> OutputComparison | None:
         return next((c for c in self.comparisons if c.name == name), None)
