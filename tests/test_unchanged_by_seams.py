@@ -21,7 +21,8 @@ ADDED = {"outcomes", "shapes", "dtypes", "factory",
          "output_masks", "left_out_positions", "family",  # the transformers family: padding left out, --family
          # criteria presets and task accuracy (issue 13)
          "presets", "atol", "rtol", "mlperf_ratio", "criteria_verdicts", "accuracy", "labels", "labelled_samples",
-         "label_source"}
+         "label_source",
+         "rescue", "keep_fp32", "kept_in_fp32"}  # precision rescue and +fp32= targets (issue 10)
 
 
 def differences(before, after, path: str) -> list[str]:

@@ -161,3 +161,85 @@ class DigitsClassifier(nn.Module):
 def make_digits() -> DigitsClassifier:
     torch.manual_seed(0)
     return DigitsClassifier()
+
+
+class Shift(nn.Module):
+    """Adds `amount`: (x + 1000) - 1000 keeps nothing of x's fine digits in bf16 (its spacing at 1000 is 8)."""
+
+    def __init__(self, amount: float):
+        super().__init__()
+        self.amount = amount
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.amount
+
+
+class LosesDigitsInBf16(nn.Module):
+    """Misses the 1% rule in bf16 because of one module, `cancel`; every other module is harmless there."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.cancel = nn.Sequential(Shift(1000.0), Shift(-1000.0))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(self.cancel(torch.tanh(self.stem(x))))}
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+class OverflowsInFp16(nn.Module):
+    """`amplify` scales activations past fp16's largest value (65504) and back: in fp16 it gives Inf, then NaN.
+    Keeping amplify.up alone in fp32 does not help (its output is cast back to fp16, and overflows there)."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.amplify = nn.Sequential(Scale(1e6), nn.Tanh(), Scale(1.0))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(self.amplify(self.stem(x)) - self.amplify(self.stem(x) * 0.5))}
+
+
+class BrokenInLowPrecision(nn.Module):
+    """NaN in every output whenever the model does not run in fp32, whatever its modules do: a broken kernel,
+    not a matter of precision, so no set of modules kept in fp32 rescues it."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 10)
+        self.register_buffer("marker", torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.stem(x)
+        return {"logits": out if self.marker.dtype == torch.float32 else out * float("nan")}
+
+
+def make_loses_digits() -> LosesDigitsInBf16:
+    torch.manual_seed(0)
+    return LosesDigitsInBf16()
+
+
+def make_overflowing() -> OverflowsInFp16:
+    torch.manual_seed(0)
+    return OverflowsInFp16()
+
+
+def make_broken() -> BrokenInLowPrecision:
+    torch.manual_seed(0)
+    return BrokenInLowPrecision()

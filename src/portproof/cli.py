@@ -34,6 +34,7 @@ from .errors import ConfigError, PortproofError, describe
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
+from .results.rescue import ALREADY_PASSES, RESCUED
 from .terminal import CONTROL_CHARACTERS, inert
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -171,7 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="find the first module where a target parts ways with the reference",
                                  description="Compare one target with the reference module by module (accumulated and "
                                              "local modes), without timing; writes layers.csv, layers.json and the reports.")
-    for command in (check, layers):
+    rescue = commands.add_parser("rescue", help="find the fewest modules to keep in fp32 so that a low-precision "
+                                                 "target passes",
+                                 description="For a lower-precision target that fails, find a minimal set of modules "
+                                             "that, kept in fp32 on the same device, make it pass (starting from the "
+                                             "layer pass's ranking); writes the check's files with the failing and the "
+                                             "rescued target, and the rescue in summary.json and the reports.")
+    for command in (check, layers, rescue):
         _add_run_options(command)
     return parser
 
@@ -296,6 +303,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         targets = None if set(targets) == {"auto"} else tuple(parse_target(t) for t in targets if t != "auto")
     if layers_command and targets is not None and len(targets) != 1:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
+    if args.command == "rescue" and (targets is None or len(targets) != 1 or targets[0].dtype == "fp32"):
+        raise ConfigError("portproof rescue takes one lower-precision target: give a single --target with a dtype "
+                          "below fp32, e.g. --target cpu/bf16")
     config = CheckConfig(
         model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
@@ -348,11 +358,23 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
 
     out_dir = check_writable(config.output.directory)
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
-        result = run_check(config, progress=progress)
+        result = run_rescue(config, progress) if args.command == "rescue" else run_check(config, progress=progress)
         progress("writing the reports")
         written = write_reports(result, out_dir, config.output.lang)
     print_summary(result, written, quiet=args.quiet, as_json=args.json)
+    if result.rescue is not None:
+        return EXIT_PASS if result.rescue.outcome in (RESCUED, ALREADY_PASSES) else EXIT_FAIL
     return EXIT_PASS if result.all_passed else EXIT_FAIL
+
+
+def run_rescue(config: CheckConfig, progress) -> CheckResult:
+    """`portproof rescue`: the check of the failing target and of its rescue, with what the rescue found."""
+    from .rescue import rescue
+    from .session import Session
+
+    with Session(config, progress) as session:
+        found = rescue(session, session.targets[0], progress)
+        return replace(session.result(), rescue=found)
 
 
 @contextlib.contextmanager

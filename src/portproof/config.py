@@ -55,6 +55,7 @@ class TargetSpec:
     device: str = "cpu"
     index: int | None = None
     dtype: str = "fp32"
+    keep_fp32: tuple[str, ...] = ()  # modules that stay fp32 in a low-precision target (`+fp32=a,b`; precision.py)
 
     @property
     def device_string(self) -> str:
@@ -65,7 +66,8 @@ class TargetSpec:
         """The canonical spelling, which `parse_target` reads back to an equal spec."""
         prefix = "" if self.backend == "eager" else f"{self.backend}@"
         suffix = "" if self.dtype == "fp32" else f"/{self.dtype}"
-        return f"{prefix}{self.device_string}{suffix}"
+        kept = f"+fp32={','.join(self.keep_fp32)}" if self.keep_fp32 else ""
+        return f"{prefix}{self.device_string}{suffix}{kept}"
 
 
 @dataclass(frozen=True)
@@ -138,12 +140,20 @@ def parse_target(text: str) -> TargetSpec:
     device and dtype must be ones a registered backend takes (backends/registry.py)."""
     from .backends import registry
 
-    match = _TARGET_PATTERN.match(text.strip().lower())
+    base, plus, kept = text.strip().partition("+fp32=")  # module names keep their case
+    match = _TARGET_PATTERN.match(base.lower())
     if not match:
         raise ConfigError(
-            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype], e.g. npu:0/fp16 or onnxruntime@cpu"
+            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+fp32=module,...], e.g. "
+            "npu:0/fp16 or onnxruntime@cpu"
         )
     index = int(match["index"]) if match["index"] is not None else None
+    keep = tuple(dict.fromkeys(name.strip() for name in kept.split(",") if name.strip()))
     spec = TargetSpec(backend=match["backend"] or "eager", device=match["device"], index=index,
-                      dtype=match["dtype"] or "fp32")
+                      dtype=match["dtype"] or "fp32", keep_fp32=keep)
+    if plus and not keep:
+        raise ConfigError(f"target {text!r}: +fp32= names no module; give module names, e.g. +fp32=head")
+    if keep and spec.dtype == "fp32":
+        raise ConfigError(f"target {text!r}: +fp32= keeps modules in fp32 within a lower precision, and the target is "
+                          "fp32 already; give a dtype, e.g. /bf16+fp32=head")
     return registry.validate(spec, text)

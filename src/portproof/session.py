@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from . import accuracy, criteria, environment, faults, inputs, models, sides, weights, worker
+from . import accuracy, criteria, environment, faults, inputs, models, precision, sides, weights, worker
 from .backends import registry
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import ISOLATION_MODES, CheckConfig, TargetSpec
@@ -77,9 +77,13 @@ class Session:
         self.batches = self.input_set.batches(config.inputs.batch_size)
         self.accuracy_pass = self._accuracy_pass()
         self.targets = self._choose_targets()
-        # Every device is checked before anything runs, so an absent one stops the check at once.
+        # Every device, and every module a target keeps in fp32, is checked before anything runs.
         for spec in (config.reference, *self.targets):
             registry.require(spec)
+            precision.check_module_names(self.loaded.network, spec.keep_fp32)
+        # where the family's model sits in the module the sides run: `+fp32=` names are the model's own
+        self.network_prefix = next(name for name, module in self.loaded.module.named_modules()
+                                   if module is self.loaded.network)
         self.reference, self.reference_outputs, self.reference_predictions = self._run_reference()
         self.output_names = tuple(self.reference_outputs)
         self.classifier_output = self.loaded.classifier_output if self.loaded.classifier_output in self.output_names else None
@@ -208,7 +212,7 @@ class Session:
         Any exception it raises becomes its ERROR result."""
         position = len(self.evaluated)
         self.progress(f"running target {position} ({spec.label})")
-        result, outputs = self._run_target(spec)
+        result, outputs = self._run_target(spec, self.config.timing)
         if self.config.layers and result.status != "ERROR":
             self.progress(f"comparing target {position} ({spec.label}) module by module")
             result = replace(result, layers=self.layer_pass(spec))
@@ -216,11 +220,16 @@ class Session:
         self.target_outputs[f"target-{position}"] = outputs
         return result
 
-    def _run_target(self, spec: TargetSpec) -> tuple[TargetResult, Tensors]:
+    def judge_only(self, spec: TargetSpec) -> TargetResult:
+        """A target run, compared and judged as evaluate() does, but neither timed nor part of the result: what
+        a search over many variants (a precision rescue) asks of each one."""
+        return self._run_target(spec, replace(self.config.timing, enabled=False))[0]
+
+    def _run_target(self, spec: TargetSpec, timing) -> tuple[TargetResult, Tensors]:
         config = self.config
         description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
         try:
-            side = self._run_side(spec, spec.label, config.timing)
+            side = self._run_side(spec, spec.label, timing)
             outputs, latency, description = side.outputs, side.latency, side.description
             if tuple(outputs) != self.output_names:
                 raise RuntimeError(f"returned the outputs {', '.join(outputs) or 'none'}, the reference "
@@ -353,7 +362,8 @@ class Session:
     def _run_side(self, spec: TargetSpec, label: str, timing) -> sides.SideRun:
         """One side run on every batch, timed and streamed through the labelled images, in its own process (or
         in-process, by config.isolation)."""
-        return worker.run(sides.run_side, (spec, self.loaded.module, self.batches, timing, label, self.accuracy_pass),
+        in_module = replace(spec, keep_fp32=tuple(f"{self.network_prefix}.{name}".lstrip(".") for name in spec.keep_fp32))
+        return worker.run(sides.run_side, (in_module, self.loaded.module, self.batches, timing, label, self.accuracy_pass),
                           label=label, **self._side_settings(spec))
 
     def _side_settings(self, spec: TargetSpec) -> dict[str, Any]:

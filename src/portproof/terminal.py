@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
+from .report.i18n import rescue_lines, texts
 
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow"}
 # C0 and C1 controls and DEL (an escape sequence can recolour, retitle or clear the terminal), and the
@@ -173,6 +174,8 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
         elif layers is not None:
             for note in layers.notes:
                 say(Text(f"{target.label} layers: {note}"))
+    for line in rescue_lines(result, texts("en")):
+        say(Text(line))
     say(Text(verdict_line(result, banner=False), style=STATUS_STYLE["PASS" if result.all_passed else "FAIL"]))
     print_written(written, stdout)
 

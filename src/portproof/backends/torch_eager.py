@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..config import TargetSpec
+from ..precision import keep_fp32
 from .base import Tensors, cast_inputs, check_device, device_name, make_current, synchronize
 from .registry import register_backend
 
@@ -24,7 +25,7 @@ def probe(spec: TargetSpec) -> None:
     check_device(spec.device, spec.index)
 
 
-@register_backend("eager", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe)
+@register_backend("eager", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe, keeps_fp32=True)
 class EagerBackend:
     def __init__(self, spec: TargetSpec):
         check_device(spec.device, spec.index)
@@ -38,7 +39,11 @@ class EagerBackend:
 
     def prepare(self, model: nn.Module, example: Tensors) -> None:
         make_current(self.device)
-        self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
+        if self.spec.keep_fp32:  # the named modules stay fp32 (precision.py); the others take the dtype
+            cast = self.parameter_dtype if self.spec.dtype in CAST_DTYPES else None
+            self.model = keep_fp32(copy.deepcopy(model).to(self.device), self.spec.keep_fp32, cast).eval()
+        else:
+            self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
 
     def place(self, batch: Tensors) -> dict[str, torch.Tensor]:
         return cast_inputs(batch, self.device, self.parameter_dtype)
@@ -64,6 +69,7 @@ class EagerBackend:
             "device_name": device_name(self.device),
             "dtype": self.spec.dtype,
             "autocast": self.spec.dtype in AUTOCAST_DTYPES,
+            "kept_in_fp32": list(self.spec.keep_fp32),
             "torch": torch.__version__,
         }
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..results import CheckResult
 from . import plots
 from .formatting import criterion_figures, device_name, milliseconds, number, share, verdict_table, visible_controls
-from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, texts, verdict_reasons
+from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, rescue_lines, texts, verdict_reasons
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
@@ -64,6 +64,7 @@ def render(result: CheckResult, lang: str = "en", source: str = "this run") -> s
         comparison=_comparison(result, t),
         criteria=_criteria(result, t),
         accuracy=_accuracy(result, t),
+        rescue=rescue_lines(result, t),
         figures=_figures(result, t) if plots.available() else None,
         run_result=_run_result(result, t),
         scoring=_scoring(result, t),

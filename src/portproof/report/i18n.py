@@ -99,6 +99,13 @@ _EN = {
     "partial": "Partial load allowed: {missing} missing, {unexpected} unexpected keys",
     "searched": "Searched",
     "input_line": "{kind}: {n} samples of shape {shape}, batch size {batch}, seed {seed}",
+    "rescue": "Precision rescue",
+    "rescue_outcome": "rescue of {target}: {outcome}: {reason}",
+    "rescue_modules": "kept in fp32 ({n}): {modules}",
+    "rescue_target": "rescued target: {spec} (its row above); latency {before} without, {after} with the rescue ({cost})",
+    "rescue_cost": "{cost:.2f}x the cost",
+    "rescue_apply": "apply it: portproof check --target '{spec}'; in Python: portproof.keep_fp32(model, {names}, {dtype})",
+    "rescue_search": "search: {candidates} modules ranked by the layer pass's local error, {evaluations} variants judged",
     "files": "Files",
     "sentences": "Sentences",
     "padding": "Padding",
@@ -252,6 +259,13 @@ _ZH = {
     "partial": "允许部分加载：缺少 {missing} 个键，多出 {unexpected} 个键",
     "searched": "已查找",
     "input_line": "{kind}：{n} 个样本，形状 {shape}，batch size {batch}，种子 {seed}",
+    "rescue": "精度挽救",
+    "rescue_outcome": "{target} 的精度挽救：{outcome}：{reason}",
+    "rescue_modules": "保持 fp32 的模块（{n} 个）：{modules}",
+    "rescue_target": "挽救后的目标：{spec}（见上表）；时延 挽救前 {before}，挽救后 {after}（{cost}）",
+    "rescue_cost": "代价为 {cost:.2f} 倍",
+    "rescue_apply": "用法：portproof check --target '{spec}'；Python 中：portproof.keep_fp32(model, {names}, {dtype})",
+    "rescue_search": "搜索：按逐层对比的局部误差排序的 {candidates} 个模块，判定了 {evaluations} 个变体",
     "files": "文件",
     "sentences": "句子",
     "padding": "填充",
@@ -377,3 +391,29 @@ def input_items(result, t: dict) -> list[tuple[str, str]]:
     rows += [(t["padding"], t["padding_line"].format(output=output, mask=mask))
              for output, mask in result.model.output_masks.items()]
     return rows
+
+
+TORCH_DTYPES = {"fp16": "torch.float16", "bf16": "torch.bfloat16", "amp-fp16": "None", "amp-bf16": "None"}
+
+
+def rescue_lines(result, t: dict) -> list[str]:
+    """What a precision rescue found, as lines (terminal, report.md, report.html); [] without one."""
+    found = result.rescue
+    if found is None:
+        return []
+    lines = [t["rescue_outcome"].format(target=found.target, outcome=found.outcome, reason=found.reason)]
+    if found.modules:
+        spec = found.rescued_target or ""
+        dtype = spec.partition("/")[2].partition("+")[0]
+        cost = t["rescue_cost"].format(cost=found.latency_cost) if found.latency_cost else "n/a"
+        lines += [t["rescue_modules"].format(n=len(found.modules), modules=", ".join(found.modules)),
+                  t["rescue_target"].format(spec=spec, before=_ms(found.latency_before_ms), after=_ms(found.latency_after_ms),
+                                            cost=cost),
+                  t["rescue_apply"].format(spec=spec, names=list(found.modules), dtype=TORCH_DTYPES.get(dtype, dtype))]
+    if found.candidates:
+        lines.append(t["rescue_search"].format(candidates=found.candidates, evaluations=found.evaluations))
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.3f} ms" if value is not None else "n/a"

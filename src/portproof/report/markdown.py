@@ -22,7 +22,7 @@ from .formatting import (
 )
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, texts
+from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, rescue_lines, texts
 from .plots import layer_reports
 from .summary_json import scoring_fields
 
@@ -62,6 +62,8 @@ def render(result: CheckResult, lang: str = "en") -> str:
     out += _criteria(result, t)
     out += _accuracy(result, t)
     out += _layers(result, t)
+    if result.rescue is not None:
+        out += _section(t, t["rescue"], [(None, esc(line)) for line in rescue_lines(result, t)])
     out += _scoring(result, t)
     out += _conclusion(result, t, lang)
     return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ from .accuracy import Accuracy, TargetAccuracy
 from .comparison import OutputComparison, Verdict
 from .criteria import CriterionVerdict
 from .layers import LayerReport
+from .rescue import RescueResult
 
 SCHEMA_VERSION = "1.0"
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS — numerics check only, not a scoring report"
@@ -146,6 +147,7 @@ class CheckResult:
     # Kept only with --save-tensors: {"inputs": {...}, "reference": {...}, "target-0": {...}, ...} of torch
     # tensors (typed Any: this module imports no torch)
     tensors: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    rescue: RescueResult | None = None  # `portproof rescue`: what the precision rescue found
     # what third-party code printed while the sides ran, written beside the reports (runtime_output.log)
     captured_output: str | None = field(default=None, repr=False)
 
