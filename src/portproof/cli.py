@@ -303,9 +303,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         targets = None if set(targets) == {"auto"} else tuple(parse_target(t) for t in targets if t != "auto")
     if layers_command and targets is not None and len(targets) != 1:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
-    if args.command == "rescue" and (targets is None or len(targets) != 1 or targets[0].dtype == "fp32"):
-        raise ConfigError("portproof rescue takes one lower-precision target: give a single --target with a dtype "
-                          "below fp32, e.g. --target cpu/bf16")
+    if args.command == "rescue":
+        _check_rescue_target(targets)
     config = CheckConfig(
         model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
@@ -328,6 +327,18 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
     criteria.require(config.criteria)
     _check_devices(config)
     return config
+
+
+def _check_rescue_target(targets: tuple[TargetSpec, ...] | None) -> None:
+    from .backends import registry
+
+    if targets is None or len(targets) != 1 or targets[0].dtype == "fp32":
+        raise ConfigError("portproof rescue takes one lower-precision target: give a single --target with a dtype "
+                          "below fp32, e.g. --target cpu/bf16")
+    if not registry.info(targets[0].backend).keeps_fp32:
+        keeping = ", ".join(name for name, info in registry.backends().items() if info.keeps_fp32)
+        raise ConfigError(f"portproof rescue keeps torch modules in fp32, which {targets[0].backend} cannot do (it runs "
+                          f"its own graph); rescue the same dtype on {keeping}, e.g. --target cpu/{targets[0].dtype}")
 
 
 def _check_devices(config: CheckConfig) -> None:

@@ -24,7 +24,8 @@ def keep_fp32(model: nn.Module, names: Iterable[str], dtype: torch.dtype | None 
     """`model` (fp32) with every module cast to `dtype` except `names` (module names, as `named_modules`
     gives them), which stay fp32 with casts around them; in place, and returned. Without `dtype` the model
     keeps its dtype (an autocast target: the kept modules then run outside autocast)."""
-    kept = check_module_names(model, names)
+    kept = {name: module for name, module in check_module_names(model, names).items()
+            if name in outermost(list(names))}  # a kept module inside another kept one is already fp32
     outputs_dtype = dtype or torch.float32
     if dtype is not None:
         for module in model.modules():
@@ -46,6 +47,11 @@ def check_module_names(model: nn.Module, names: Iterable[str]) -> dict[str, nn.M
         hint = f"; did you mean {', '.join(close)}?" if close else "; the layer pass (--layers) lists the module names"
         raise ConfigError(f"+fp32= names {len(unknown)} module(s) the model does not have: {', '.join(unknown)}{hint}")
     return {name: modules[name] for name in wanted}
+
+
+def outermost(names: list[str]) -> list[str]:
+    """`names` without those inside another one of them (a kept block keeps its layers)."""
+    return [n for n in names if not any(n.startswith(other + ".") for other in names if other != n)]
 
 
 def _contains(ancestor: nn.Module, module: nn.Module) -> bool:

@@ -17,6 +17,8 @@ from typing import Callable
 
 from .config import TargetSpec
 from .errors import ConfigError
+from .layers import ROOT_NAME
+from .precision import outermost
 from .results import LayerReport, TargetResult
 from .results.rescue import ALREADY_PASSES, CANNOT_RUN, NOT_RESCUED, RESCUED, RescueResult
 from .session import Session
@@ -45,7 +47,7 @@ def rescue(session: Session, spec: TargetSpec, progress: Callable[..., None] | N
                            f"even all {len(ranking)} compared modules kept in fp32 fail, so no fp32 set rescues it: the "
                            "failure is not one of precision (NaN from a broken kernel, or a wrong result)")
         size = min(2 * size, len(ranking))
-    kept = search.prune(_outermost(ranking[:size]))
+    kept = search.prune(outermost(ranking[:size]))
     say(f"rescued {spec.label} by keeping {len(kept)} module(s) in fp32; timing it")
     after = session.evaluate(replace(spec, keep_fp32=tuple(kept)))
     return _result(spec, RESCUED, before, after, len(ranking), search.evaluations,
@@ -65,14 +67,9 @@ def ranked_modules(report: LayerReport) -> list[str]:
     names: dict[str, float] = {}
     for row in report.rows:
         name = row.name.split("#", 1)[0]
-        if name:
+        if name and name != ROOT_NAME:  # the model as a whole is the fp32 model, not a rescue
             names[name] = max(names.get(name, -1.0), error(row))
     return [name for name, value in sorted(names.items(), key=lambda item: -item[1]) if value >= 0]
-
-
-def _outermost(names: list[str]) -> list[str]:
-    """`names` without those inside another one of them (a kept block keeps its layers)."""
-    return [n for n in names if not any(n.startswith(other + ".") for other in names if other != n)]
 
 
 class _Search:
