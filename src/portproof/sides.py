@@ -57,7 +57,9 @@ def run_side(spec: TargetSpec, module: nn.Module, batches: list[Tensors], timing
     """Prepare the backend, run every batch (the first one's time is the cold start), time the first batch,
     then stream the labelled images of `task` through it."""
     backend = make_backend(spec)
-    backend.prepare(module, batches[0])
+    started = time.perf_counter()
+    backend.prepare(module, batches[0])  # copy, cast, export or compile: reported apart from the latency
+    prepare_s = time.perf_counter() - started
     per_batch = []
     for index, batch in enumerate(batches):
         if index == 0:
@@ -78,7 +80,7 @@ def run_side(spec: TargetSpec, module: nn.Module, batches: list[Tensors], timing
         latency = measure(backend.step(first), backend.synchronize, timing, next(iter(first.values())).shape[0],
                           cold_ms, on_step)
     predictions = predict(backend, task, f"accuracy of {label}", progress) if task is not None else None
-    return SideRun(outputs, latency, backend.describe(), predictions)
+    return SideRun(outputs, latency, {**backend.describe(), "prepare_s": prepare_s}, predictions)
 
 
 def predict(backend, task: AccuracyPass, step: str, progress: Callable[..., None] | None) -> Predictions:

@@ -37,14 +37,14 @@ def test_fp32_target_states_the_f32_hint_and_equals_eager():
     assert list(outputs) == list(expected)
     for name in expected:
         torch.testing.assert_close(outputs[name], expected[name], rtol=1e-5, atol=1e-5)
-    described = fp32.describe()
-    assert described["inference_precision_hint"] == "f32" and described["inference_num_threads"] == torch.get_num_threads()
+    numerics = fp32.describe()["numerics"]
+    assert numerics["inference_precision_hint"] == "f32" and numerics["inference_num_threads"] == torch.get_num_threads()
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bf16: the probe refuses openvino@cpu/bf16 (tested below)")
 def test_bf16_target_runs_in_bf16():
     bf16 = backend("bf16")
-    assert bf16.describe()["inference_precision_hint"] == "bf16"
+    assert bf16.describe()["numerics"]["inference_precision_hint"] == "bf16"
     batch = toy_models.make_inputs(2, 1)
     with torch.no_grad():
         expected = toy_models.make_model().eval()(**batch)["logits"]
@@ -66,6 +66,6 @@ def test_timm_model_checked_end_to_end_passes_with_the_fp32_hint(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     target = summary["targets"][0]
     assert code == 0 and target["status"] == "PASS"
-    assert target["description"]["inference_precision_hint"] == "f32"
+    assert target["description"]["numerics"]["inference_precision_hint"] == "f32"
     logits = next(c for c in target["comparisons"] if c["name"] == "logits")
     assert logits["rel_l2"] < 1e-5 and logits["topk"]["top1_match"] is True

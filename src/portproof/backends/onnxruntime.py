@@ -93,4 +93,6 @@ class OnnxRuntimeBackend:
             "provider": self.provider,
             "exporter": self.graph.exporter if self.graph else "",
             "onnx_model_bytes": getattr(self, "model_bytes", None),
+            "numerics": {"graph_optimization_level": str(self.session.get_session_options().graph_optimization_level)
+                         if self.session is not None else None},
         }

@@ -87,6 +87,7 @@ class OpenVinoBackend:
         described = {"backend": "openvino", "device": self.spec.device_string, "device_name": cpu_name(),
                      "dtype": self.spec.dtype, "openvino": openvino.__version__}
         if self.compiled is not None:  # what the plugin says it runs with, not what was asked
-            described["inference_precision_hint"] = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-            described["inference_num_threads"] = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+            described["numerics"] = {
+                "inference_precision_hint": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+                "inference_num_threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS"))}
         return described
