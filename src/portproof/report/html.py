@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..results import CheckResult
 from . import plots
 from .formatting import criterion_figures, device_name, milliseconds, number, share, verdict_table, visible_controls
-from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, rescue_lines, texts, verdict_reasons
+from .i18n import (conclusion_reasons, input_items, numerics_lines, pretrained_value, random_weights_detail, rescue_lines,
+                   texts, verdict_reasons)
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
@@ -296,7 +297,7 @@ def _run_result(result: CheckResult, t: dict) -> dict:
     timing = result.config.timing
     note = (t["latency_note"].format(batch=result.inputs.batch_size, warmup=timing.warmup, iters=timing.iters)
             if timing.enabled else t["no_bench"])
-    return {"header": header, "rows": rows, "note": note}
+    return {"header": header, "rows": rows, "note": note, "numerics": numerics_lines(result, t)}
 
 
 def _scoring(result: CheckResult, t: dict) -> dict:

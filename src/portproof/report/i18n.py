@@ -100,6 +100,7 @@ _EN = {
     "searched": "Searched",
     "input_line": "{kind}: {n} samples of shape {shape}, batch size {batch}, seed {seed}",
     "rescue": "Precision rescue",
+    "numerics_line": "Numerics settings in force — {side}: {settings}; prepared in {prepare}",
     "rescue_outcome": "rescue of {target}: {outcome}: {reason}",
     "rescue_modules": "kept in fp32 ({n}): {modules}",
     "rescue_target": "rescued target: {spec} (its row above); latency {before} without, {after} with the rescue ({cost})",
@@ -260,6 +261,7 @@ _ZH = {
     "searched": "已查找",
     "input_line": "{kind}：{n} 个样本，形状 {shape}，batch size {batch}，种子 {seed}",
     "rescue": "精度挽救",
+    "numerics_line": "生效的数值设置 —— {side}：{settings}；准备耗时 {prepare}",
     "rescue_outcome": "{target} 的精度挽救：{outcome}：{reason}",
     "rescue_modules": "保持 fp32 的模块（{n} 个）：{modules}",
     "rescue_target": "挽救后的目标：{spec}（见上表）；时延 挽救前 {before}，挽救后 {after}（{cost}）",
@@ -417,3 +419,19 @@ def rescue_lines(result, t: dict) -> list[str]:
 
 def _ms(value: float | None) -> str:
     return f"{value:.3f} ms" if value is not None else "n/a"
+
+
+def numerics_lines(result, t: dict) -> list[str]:
+    """One line per side: the numerics settings its description recorded, and its prepare time (copy, cast,
+    export or compile)."""
+    sides = [(f"{t['reference']} {result.reference.label}", result.reference.description)]
+    sides += [(f"{t['target']} {target.label}", target.description) for target in result.targets]
+    lines = []
+    for side, description in sides:
+        settings = (description or {}).get("numerics") or {}
+        prepare = (description or {}).get("prepare_s")
+        if settings or prepare is not None:
+            shown = ", ".join(f"{key}={value}" for key, value in settings.items()) or "n/a"
+            lines.append(t["numerics_line"].format(side=side, settings=shown,
+                                                   prepare=f"{prepare:.2f} s" if prepare is not None else "n/a"))
+    return lines

@@ -22,7 +22,8 @@ from .formatting import (
 )
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .i18n import conclusion_reasons, input_items, pretrained_value, random_weights_detail, rescue_lines, texts
+from .i18n import (conclusion_reasons, input_items, numerics_lines, pretrained_value, random_weights_detail, rescue_lines,
+                   texts)
 from .plots import layer_reports
 from .summary_json import scoring_fields
 
@@ -131,6 +132,7 @@ def _run_result(result: CheckResult, t: dict) -> list[str]:
     note = (t["latency_note"].format(batch=result.inputs.batch_size, warmup=timing.warmup, iters=timing.iters)
             if timing.enabled else t["no_bench"])
     lines = [f"## {t['run_result']}", "", *_table(header, rows), "", note, ""]
+    lines += [f"- {esc(line)}" for line in numerics_lines(result, t)] + [""]
     for target in result.targets:
         if target.error:
             lines += [f"**{t['raised'].format(label=esc(target.label))}** {esc(target.error)}", ""]
