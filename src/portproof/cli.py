@@ -178,8 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
                                              "that, kept in fp32 on the same device, make it pass (starting from the "
                                              "layer pass's ranking); writes the check's files with the failing and the "
                                              "rescued target, and the rescue in summary.json and the reports.")
-    for command in (check, layers, rescue):
+    tune = commands.add_parser("tune", help="find the fastest configuration on a device that still passes",
+                               description="Judge and time a grid of configurations (backend x dtype, then CPU thread "
+                                           "counts) against one reference run, and report the fastest passing one per "
+                                           "batch size, every configuration (skipped ones with the reason) and the "
+                                           "accuracy/latency Pareto front; writes tune.json, tune.csv, report.md and "
+                                           "report.html.")
+    for command in (check, layers, rescue, tune):
         _add_run_options(command)
+    group = tune.add_argument_group("tune")
+    S = argparse.SUPPRESS
+    group.add_argument("--device", default=S, metavar="DEV", help="the device to tune on: cpu, cuda, npu, ... "
+                                                                   "(default cpu)")
+    group.add_argument("--batch-sizes", default=S, metavar="N,N", help="batch sizes, each tuned apart (default 1)")
+    group.add_argument("--budget", type=float, default=S, metavar="S",
+                       help="seconds for the whole tune: cheap configurations first, the rest skipped for time")
+    group.add_argument("--rescue", action="store_true", default=S,
+                       help="add a precision rescue of each failing low-precision configuration (see portproof rescue)")
+    group.add_argument("--backends", default=S, metavar="A,B", help="only these backends (default: every one registered)")
+    group.add_argument("--dtypes", default=S, metavar="A,B", help="only these dtypes (default: every one a backend takes)")
+    group.add_argument("--thread-counts", default=S, metavar="N,N",
+                       help="CPU thread counts to try on the fastest passing configurations (default: 1 and half the "
+                            "current count)")
     return parser
 
 
@@ -228,6 +248,8 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
                             "accuracy covers every labelled image")
     group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
     group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
+    group.add_argument("--threads", type=int, default=S, metavar="N",
+                       help="torch's CPU thread count on every side (default: torch's own, the core count)")
     group = command.add_argument_group("reference and targets")
     group.add_argument("--reference", default=S, metavar="SPEC", help=f"[backend@]device[:index][/dtype] (default {TargetSpec().label})")
     group.add_argument("--target", action="append", default=S, metavar="SPEC",
@@ -305,6 +327,11 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
     if args.command == "rescue":
         _check_rescue_target(targets)
+    if args.command == "tune" and (targets is not None or given.get("layers")):
+        raise ConfigError("portproof tune chooses the targets itself (--device, --backends, --dtypes); drop --target "
+                          "and --layers, or use portproof check")
+    if args.command == "tune":
+        _check_tune_options(given)
     config = CheckConfig(
         model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
@@ -320,13 +347,29 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         single_target=layers_command,
         command_line=shlex.join(["portproof", *argv]),
         isolation="none" if given.get("in_process") else CheckConfig.isolation,
-        **_pick(given, target_timeout="target_timeout_s"),
+        **_pick(given, target_timeout="target_timeout_s", threads="threads"),
     )
     if "reference" in given:
         config = replace(config, reference=parse_target(given["reference"]))
     criteria.require(config.criteria)
     _check_devices(config)
     return config
+
+
+def _check_tune_options(given: dict) -> None:
+    from .backends import registry
+
+    if "budget" in given and not given["budget"] > 0:
+        raise ConfigError(f"--budget must be a positive number of seconds, got {given['budget']}")
+    device = given.get("device", "cpu")
+    if device not in registry.devices():
+        raise ConfigError(f"--device {device!r}: choose one of {', '.join(registry.devices())}")
+    for option, known in (("backends", registry.backends()), ("dtypes", registry.dtypes())):
+        unknown = [name for name in (_names(given, option) or ()) if name not in known]
+        if unknown:
+            raise ConfigError(f"--{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    _numbers(given, "batch_sizes", None)
+    _numbers(given, "thread_counts", None)
 
 
 def _check_rescue_target(targets: tuple[TargetSpec, ...] | None) -> None:
@@ -368,6 +411,8 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
         config = config_from_args(args, argv)
 
     out_dir = check_writable(config.output.directory)
+    if args.command == "tune":
+        return run_tune(args, config, out_dir)
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
         result = run_rescue(config, progress) if args.command == "rescue" else run_check(config, progress=progress)
         progress("writing the reports")
@@ -376,6 +421,49 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
     if result.rescue is not None:
         return EXIT_PASS if result.rescue.outcome in (RESCUED, ALREADY_PASSES) else EXIT_FAIL
     return EXIT_PASS if result.all_passed else EXIT_FAIL
+
+
+def run_tune(args: argparse.Namespace, config: CheckConfig, out_dir: Path) -> int:
+    """`portproof tune`: the grid on one device; exit 0 when some configuration passed at every batch size."""
+    from .report import write_files
+    from .report.tune_files import TUNE_FILES, render_files, summary_lines
+    from .terminal import ProgressDisplay, print_tune
+    from .tune import tune
+
+    given = vars(args)
+    with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
+        result = tune(config, given.get("device", "cpu"), _numbers(given, "batch_sizes", (1,)), given.get("budget"),
+                      _names(given, "backends"), _names(given, "dtypes"), _numbers(given, "thread_counts", None),
+                      bool(given.get("rescue")), progress)
+        progress("writing the reports")
+        written = write_files(render_files(result), out_dir, replaces=TUNE_FILES)
+    if args.json:
+        print((out_dir / "tune.json").read_text(), end="")
+    else:
+        print_tune(result, summary_lines(result), written, quiet=args.quiet)
+    return EXIT_PASS if len(result.fastest_passing) == len(result.batch_sizes) else EXIT_FAIL
+
+
+def _numbers(given: dict, option: str, default):
+    if option not in given:
+        return default
+    try:
+        values = tuple(int(v) for v in given[option].split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ConfigError(f"--{option.replace('_', '-')} takes positive integers separated by commas, e.g. 1,8; "
+                          f"got {given[option]!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _names(given: dict, option: str) -> tuple[str, ...] | None:
+    if option not in given:
+        return None
+    names = tuple(v.strip() for v in given[option].split(",") if v.strip())
+    if not names:
+        raise ConfigError(f"--{option} takes names separated by commas, e.g. eager,onnxruntime")
+    return names
 
 
 def run_rescue(config: CheckConfig, progress) -> CheckResult:
@@ -477,7 +565,7 @@ def _pick(given: dict, **names: str) -> dict:
 
 
 def _check_ranges(given: dict) -> None:
-    for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1)):
+    for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1), ("threads", 1)):
         if option in given and given[option] < low:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
     if given.get("num_samples", 0) > MAX_NUM_SAMPLES:

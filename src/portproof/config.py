@@ -127,6 +127,7 @@ class CheckConfig:
     # "process": each side in a child process of its own (faithful timings, crashes and hangs contained);
     # "none": in the calling thread (no deadline, no containment; see README "Where each side runs")
     isolation: str = "process"
+    threads: int | None = None  # torch's CPU thread count for every side (None: as this process has it)
     command_line: str = ""
 
 

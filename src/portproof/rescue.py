@@ -24,13 +24,15 @@ from .results.rescue import ALREADY_PASSES, CANNOT_RUN, NOT_RESCUED, RESCUED, Re
 from .session import Session
 
 
-def rescue(session: Session, spec: TargetSpec, progress: Callable[..., None] | None = None) -> RescueResult:
-    """Rescue `spec` (evaluated, with the rescued target, into the session's result)."""
+def rescue(session: Session, spec: TargetSpec, progress: Callable[..., None] | None = None,
+           before: TargetResult | None = None) -> RescueResult:
+    """Rescue `spec` (evaluated, with the rescued target, into the session's result); `before` is its result
+    when the caller has evaluated it already."""
     say = progress or (lambda *_: None)
     if spec.dtype == "fp32":
         raise ConfigError(f"target {spec.label} runs in fp32: a precision rescue keeps modules of a lower-precision "
                           "target in fp32; give one, e.g. cpu/bf16")
-    before = session.evaluate(spec)
+    before = before or session.evaluate(spec)
     if before.status == "PASS":
         return _result(spec, ALREADY_PASSES, before, None, 0, 0, "it passes as it is: nothing to keep in fp32")
     if before.status == "ERROR":

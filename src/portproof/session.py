@@ -55,6 +55,8 @@ class Session:
         self.notes: list[str] = []
         if config.isolation not in ISOLATION_MODES:
             raise ConfigError(f"isolation {config.isolation!r}: choose one of {', '.join(ISOLATION_MODES)}")
+        if config.threads is not None:  # each side's process takes this process's count (worker.run)
+            torch.set_num_threads(config.threads)
         criteria.require(config.criteria)
         if config.isolation == "process":
             worker.start()  # the fork server imports torch while this process loads the model

@@ -229,3 +229,27 @@ def print_written(written: list[Path], stream: TextIO | None = None) -> None:
         print(f"  {inert(path)}", file=stream)
     stream.flush()
 
+
+
+def print_tune(result, lines: list[str], written: list[Path], quiet: bool = False, stdout: TextIO | None = None) -> None:
+    """Every configuration of a tune, then the fastest passing one per batch size and the files written."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report.tune_files import HEADER, table_rows
+
+    stdout = stdout or sys.stdout
+    console = Console(file=stdout, highlight=False, **({} if _is_terminal(stdout) else {"width": 200}))
+    if not quiet:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for name in HEADER:
+            table.add_column(name, overflow="fold")
+        for row in table_rows(result):
+            table.add_row(*[Text(inert(cell), style=STATUS_STYLE.get(cell, "")) for cell in row])
+        console.print(table)
+    for line in lines:
+        console.print(Text(inert(line)), soft_wrap=True)
+    if not quiet:
+        print_written(written, stdout)

@@ -21,9 +21,10 @@ from .criteria import CriterionVerdict, Term
 from .comparison import DiffHistogram, NonFiniteCounts, OutputComparison, Outcome, TopKAgreement, Verdict
 from .layers import LayerMetrics, LayerReport, LayerRow
 from .rescue import RescueResult
+from .tune import TuneResult, TuneRow
 
 __all__ = [
     "RANDOM_WEIGHTS_BANNER", "SCHEMA_VERSION", "Accuracy", "CheckResult", "CriterionVerdict", "DiffHistogram", "InputInfo", "LatencyStats",
     "LayerMetrics", "LayerReport", "LayerRow", "ModelInfo", "NonFiniteCounts", "Outcome", "OutputComparison",
-    "PredictionChange", "ReferenceResult", "RescueResult", "TargetAccuracy", "TargetResult", "Term", "TopKAgreement", "Verdict", "WeightsProvenance",
+    "PredictionChange", "ReferenceResult", "RescueResult", "TuneResult", "TuneRow", "TargetAccuracy", "TargetResult", "Term", "TopKAgreement", "Verdict", "WeightsProvenance",
 ]
