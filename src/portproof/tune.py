@@ -231,7 +231,8 @@ class _Tuner:
                 self._add(self._row(_spec(found.rescued_target), rescued, self.threads, rescued_from=spec.label))
 
     def evaluate(self, spec: TargetSpec, threads: int | None) -> None:
-        if self._skip_for_time(spec, threads=threads):
+        is_baseline = spec == TargetSpec(backend=BASELINE, device=self.device)
+        if not is_baseline and self._skip_for_time(spec, threads=threads):  # every speedup needs the baseline
             return
         before = torch.get_num_threads()
         if threads is not None:
@@ -242,11 +243,12 @@ class _Tuner:
         finally:
             torch.set_num_threads(before)
         self.budget.record(spec, time.perf_counter() - start)
-        if spec == TargetSpec(backend=BASELINE, device=self.device) and result.latency is not None:
+        if is_baseline and result.latency is not None:
             self.baseline_ms[threads] = result.latency.median_ms
             if self.budget.left() < 0:
-                raise ConfigError(f"--budget {self.budget.budget_s:g} s is too small: the baseline (eager fp32 at batch "
-                                  f"{self.batch_size}) alone took {time.perf_counter() - start:.1f} s; raise it")
+                raise ConfigError(f"--budget {self.budget.budget_s:g} s is too small: loading the model, the reference "
+                                  f"and the baseline (eager fp32 at batch {self.batch_size}) alone took "
+                                  f"{self.budget.budget_s - self.budget.left():.1f} s; raise it")
         if result.status == "FAIL" and threads == self.threads:
             self.failing.append((spec, result))
         self._add(self._row(spec, result, threads))
@@ -273,7 +275,7 @@ class _Tuner:
             output=output, cosine=comparison.cosine_similarity if comparison else None,
             rel_l2=max(rel_l2s) if rel_l2s else None,
             median_ms=latency.median_ms if latency else None,
-            throughput=latency.throughput_samples_per_s if latency else None,
+            throughput=self.batch_size * 1000.0 / latency.median_ms if latency and latency.median_ms > 0 else None,
             speedup=baseline / latency.median_ms if baseline and latency and latency.median_ms > 0 else None,
             prepare_s=result.description.get("prepare_s"), cold_ms=latency.cold_ms if latency else None,
             rescued_from=rescued_from)
