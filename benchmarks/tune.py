@@ -6,7 +6,7 @@ ONNX Runtime's InferenceSession, OpenVINO's compiled model with the precision hi
 two are printed side by side: the winner's speedup over eager fp32 as tune measured it and as timed by hand, and
 the winner's hand-timed latency over the best hand-timed passing candidate's (1.00 = tune found the fastest;
 the target is <= 1.10).
-Run: .venv/bin/python benchmarks/tune.py [--model vit_tiny_patch16_224] [--iters 100] [--budget S]
+Run: .venv/bin/python benchmarks/tune.py [--model vit_tiny_patch16_224] [--iters 100] [--budget S] [--threads N]
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--budget", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="tune with this torch thread count only (1 is "
+                                                                   "steadier on a busy machine)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "portproof", "tune", args.model, "--offline", "--device", "cpu", "--out", out,
-                   "--quiet", *(["--budget", str(args.budget)] if args.budget else [])]
+                   "--quiet", *(["--budget", str(args.budget)] if args.budget else []),
+                   *(["--threads", str(args.threads), "--thread-counts", str(args.threads)] if args.threads else [])]
         subprocess.run(command, check=False)
         tuned = json.loads((Path(out) / "tune.json").read_text())
     rows = [r for r in tuned["rows"] if r["batch_size"] == 1 and r["status"] == "PASS" and "+fp32=" not in r["target"]]

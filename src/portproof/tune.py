@@ -47,6 +47,8 @@ def tune(config: CheckConfig, device: str, batch_sizes: tuple[int, ...], budget_
     grid = candidates(device, backends, dtypes)
     if not any(reason is None for _, reason in grid):
         raise ConfigError(f"no backend can run on {device} here: " + "; ".join(f"{s.label}: {r}" for s, r in grid))
+    if config.threads is not None:  # --threads: the count the grid runs with (and each session sets it again)
+        torch.set_num_threads(config.threads)
     thread_counts = cpu_thread_counts(threads) if device == "cpu" else (None,)
     rows: list[TuneRow] = []
     notes: list[str] = []
