@@ -140,3 +140,20 @@ class Chatty(nn.Module):
 def make_chatty() -> Chatty:
     torch.manual_seed(4)
     return Chatty()
+
+
+def make_segfaulting() -> nn.Module:
+    """A factory that crashes its process while the model is built (a sweep's model process, then)."""
+    import ctypes
+
+    print("building a model that crashes", flush=True)
+    ctypes.string_at(0)  # SIGSEGV
+    raise AssertionError("unreachable")
+
+
+def make_never_built() -> nn.Module:
+    """A factory that never returns: only --timeout-per-model stops the sweep's model process."""
+    import threading
+
+    threading.Event().wait()
+    raise AssertionError("unreachable")
