@@ -89,7 +89,11 @@ def run_sweep_command(args: argparse.Namespace, argv: list[str]) -> int:
         from .run import run_sweep
 
         with output_lock(directory, sweep.check.command_line), SweepDisplay(sys.stderr, quiet=args.quiet) as display:
-            result = run_sweep(sweep, display, baseline)
+            try:
+                result = run_sweep(sweep, display, baseline)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(f"the checks that finished are in {directory / 'runs'}; the same command again "
+                                        "checks only the rest") from None
             written = _write_matrix(result, directory)
     if args.json:
         from ..report.matrix import render_json
