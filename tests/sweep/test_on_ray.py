@@ -1,5 +1,5 @@
 """The sweep on a Ray cluster: a local Ray instance started in the test, the same small sweep sent to it as
-Ray tasks; its verdicts equal the local run's."""
+Ray tasks; its verdicts equal the local run's. A task no node can place is refused before any work."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def cells(folder: Path) -> dict[tuple[str, str], tuple]:
             for row in rows for cell in row["cells"]}
 
 
-def test_a_sweep_on_ray_gives_the_local_runs_verdicts(finished_sweep, tmp_path, monkeypatch):
+def test_a_sweep_on_ray_gives_the_local_runs_verdicts(finished_sweep, tmp_path, monkeypatch, capsys):
     # Ray's workers start from its raylet, with this environment: they import the portproof under test
     source = str(Path(portproof.__file__).parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH")))))
@@ -35,6 +35,11 @@ def test_a_sweep_on_ray_gives_the_local_runs_verdicts(finished_sweep, tmp_path, 
         code = cli.main(["sweep", "--models", f"{SMALL_MODEL},test_resnet,no_such_model", "--ray", "auto",
                          "--threads-per-model", "1", "--out", str(out), *SWEEP_FAST])
         assert ray.is_initialized()  # the caller's connection is the caller's to close
+        too_big = tmp_path / "too-big"
+        refused = cli.main(["sweep", "--models", SMALL_MODEL, "--ray", "auto", "--threads-per-model", "4",
+                            "--out", str(too_big), *SWEEP_FAST])
+        assert refused == 2 and not too_big.exists()  # no node has 4 CPUs: refused before any work
+        assert "no node of the Ray cluster offers what one model's check asks for (4 CPU)" in capsys.readouterr().err
     finally:
         ray.shutdown()
     local, _ = finished_sweep
