@@ -12,7 +12,7 @@ from portproof.errors import SummaryError
 from portproof.report import matrix, sweep_html
 from portproof.results.sweep import Cell, ModelRow, SweepResult
 
-from browser import Browser, chromium_path
+from browser import Browser, chromium_or_skip
 
 
 def hand_made(model: str = "resnet18") -> SweepResult:
@@ -43,10 +43,7 @@ def test_index_html_shows_names_as_text():
 
 
 def test_index_html_sorts_filters_and_links_in_headless_chromium(finished_sweep, tmp_path):
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("Chromium is not installed and could not be installed (.ci/run installs the Debian package "
-                    "'chromium' with apt-get when it can): the index.html browser test did not run")
+    executable = chromium_or_skip("index.html")
     out, _ = finished_sweep
     shown = "Array.from(document.querySelectorAll('#matrix tbody tr')).filter(r => !r.hidden).map(r => r.cells[0].innerText.trim())"
     with Browser(executable, width=1400, height=900) as browser:
