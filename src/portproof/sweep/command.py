@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def run_sweep_command(args: argparse.Namespace, argv: list[str]) -> int:
         worker.start()  # the fork server imports torch beside this process, as for check
         sweep = _sweep_config(args, argv)
     baseline = _load_baseline(sweep)
-    from .display import SweepDisplay, print_summary
+    from ..report.matrix import render_json
+    from ..terminal import print_written
+    from .display import SweepDisplay, print_summary, summary_line
 
     with _ray_connection(sweep):
         directory = check_writable(sweep.directory)
@@ -96,15 +99,9 @@ def run_sweep_command(args: argparse.Namespace, argv: list[str]) -> int:
                                         "checks only the rest") from None
             written = _write_matrix(result, directory)
     if args.json:
-        from ..report.matrix import render_json
-
-        from ..terminal import print_written
-
         sys.stdout.write(render_json(result))
         print_written(written, sys.stderr)
     elif args.quiet:
-        from .display import summary_line
-
         print(summary_line(result), flush=True)
     else:
         print_summary(result, written)
@@ -124,9 +121,9 @@ def _sweep_config(args: argparse.Namespace, argv: list[str]):
     for option, low in (("limit", 1), ("workers", 1), ("threads_per_model", 1)):
         if option in given and given[option] < low:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
-    timeout = given.get("timeout_per_model", 1.0)
-    if not 0 < timeout < float("inf"):
-        raise ConfigError(f"--timeout-per-model must be a number of seconds above 0, got {timeout}")
+    if "timeout_per_model" in given and not 0 < given["timeout_per_model"] <= threading.TIMEOUT_MAX:
+        raise ConfigError(f"--timeout-per-model must be a number of seconds above 0 and at most "
+                          f"{threading.TIMEOUT_MAX:.0f}, got {given['timeout_per_model']:g}")
     factors = _factors(given)
     if "ray" in given and "workers" in given:
         raise ConfigError("--workers and --ray exclude each other: on Ray, the cluster's resources decide how many "
