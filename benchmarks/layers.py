@@ -25,13 +25,13 @@ from portproof.layers import compare_layers
 torch.manual_seed(0)
 reference = timm.create_model("vit_tiny_patch16_224").eval()
 target_spec = parse_target({target!r})
-inputs = torch.randn({samples}, 3, 224, 224)
+inputs = {{"x": torch.randn({samples}, 3, 224, 224)}}  # by name, as every side takes its inputs
 backend = EagerBackend(target_spec)
 backend.prepare(reference, inputs)
 
 def plain():
     with torch.inference_mode():
-        reference(inputs)
+        reference(**inputs)
     backend.forward(backend.place(inputs))
     backend.synchronize()
 
@@ -43,7 +43,7 @@ def keep_everything():
     hooks = [m.register_forward_hook(lambda m, i, o: kept.append(o.clone()) if isinstance(o, torch.Tensor) else None)
              for m in reference.modules()]
     with torch.inference_mode():
-        reference(inputs)
+        reference(**inputs)
     for h in hooks:
         h.remove()
     return sum(t.numel() * t.element_size() for t in kept)

@@ -62,5 +62,5 @@ def finished_sweep(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sweep")
     code = cli.main(["sweep", "--models", f"{SMALL_MODEL},test_resnet,no_such_model", "--workers", "2",
-                     "--threads-per-model", "1", "--out", str(out), *SWEEP_FAST])
+                     "--out", str(out), *SWEEP_FAST])
     return out, code

@@ -65,6 +65,7 @@ def test_public_api_is_what_all_lists():
     assert sorted(portproof.__all__) == sorted([
         "CheckConfig", "CheckResult", "Criteria", "InputSpec", "LayerReport", "ModelSpec", "OutputComparison", "OutputSpec",
         "PortproofError", "Session", "TargetResult", "TargetSpec", "TimingSpec", "Verdict", "WeightsSpec",
-        "compare_layers", "compare_outputs", "judge", "parse_target", "register_backend", "register_family", "run_check",
+        "compare_layers", "compare_outputs", "judge", "keep_fp32", "parse_target", "register_backend", "register_criterion",
+        "register_family", "rescue", "run_check",
     ])
     assert all(hasattr(portproof, name) for name in portproof.__all__)

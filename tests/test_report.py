@@ -180,6 +180,8 @@ def test_english_markdown_structure(run):
         "## Comparison",
         "| target | output | max_abs_diff | mean_abs_diff | max_rel_diff | rel_l2 | cosine | min sample cosine | "
         "within 1% | x noise floor | top-1 | top-5 |",
+        "## Verdict by criterion",
+        "| target | portproof |",
         "## Scoring fields",
         "| field | value |",
         "## Conclusion",
@@ -200,6 +202,8 @@ def test_chinese_markdown_follows_the_ascend_report_structure(run):
         "## 精度对比",
         "| 目标端 | 输出 | max_abs_diff | mean_abs_diff | max_rel_diff | rel_l2 | cosine | 最小单样本 cosine | "
         "相对误差 ≤1% 占比 | 噪声底倍数 | top-1 | top-5 |",
+        "## 各判定标准下的结论",
+        "| 目标端 | portproof |",
         "## 评分字段",
         "| 字段 | 取值 |",
         "## 适配结论",

@@ -204,7 +204,7 @@ def test_repository_id_is_found_in_the_hugging_face_cache(tmp_path, isolated_env
     tiny_bert(repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
-    code, summary = check(tmp_path / "out", "hf:someone/tiny-bert", "--target", "onnxruntime@cpu")
+    code, summary = check(tmp_path / "out", "hf:someone/tiny-bert", "--target", "cpu/fp16", "--no-bench")
     assert code == 0
     weights = summary["weights"]
     assert weights["source_kind"] == "hf-cache" and weights["pretrained_used"] is True
@@ -218,7 +218,7 @@ def test_repository_id_is_found_in_a_modelscope_cache(tmp_path):
     root = tmp_path / "modelscope"
     tiny_bert(root / "someone" / "tiny-bert___v2")  # ModelScope writes each '.' of a name as '___'
     code, summary = check(tmp_path / "out", "someone/tiny-bert.v2", "--family", "transformers",
-                          "--weights-cache", str(root), "--target", "onnxruntime@cpu")
+                          "--weights-cache", str(root), "--target", "cpu/fp16", "--no-bench")
     assert code == 0 and summary["weights"]["source_kind"] == "modelscope-cache"
 
 
@@ -226,7 +226,7 @@ def test_text_file_inputs_one_sentence_per_line(tmp_path):
     text = tmp_path / "lines.txt"
     text.write_text("first line here\n\nsecond, a little longer line of text\n")
     code, summary = check(tmp_path / "out", f"hf:{MINILM}", "--inputs", str(text), "--num-samples", "3",
-                          "--target", "onnxruntime@cpu")
+                          "--target", "cpu/fp16", "--no-bench")
     assert code == 0
     assert summary["inputs"]["kind"] == "text-file"
     assert summary["inputs"]["sources"] == ["first line here", "second, a little longer line of text", "first line here"]

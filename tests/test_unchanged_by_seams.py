@@ -18,7 +18,12 @@ NOT_COMPARED = {"started_at", "finished_at", "duration_s", "latency", "latency_m
 ADDED = {"outcomes", "shapes", "dtypes", "factory",
          "loaded_share", "unwrapped", "file_format", "dtype_conversions", "nonfloat_tensors", "allow_nonfloat",
          "accept_partial_as_pretrained", "isolation",
-         "output_masks", "left_out_positions", "family"}  # the transformers family: padding left out, --family
+         "output_masks", "left_out_positions", "family",  # the transformers family: padding left out, --family
+         # criteria presets and task accuracy (issue 13)
+         "presets", "atol", "rtol", "mlperf_ratio", "criteria_verdicts", "accuracy", "labels", "labelled_samples",
+         "label_source",
+         "rescue", "keep_fp32", "kept_in_fp32",  # precision rescue and +fp32= targets (issue 10)
+         "numerics", "prepare_s", "threads"}  # each side's numerics settings and prepare time
 
 
 def differences(before, after, path: str) -> list[str]:

@@ -142,6 +142,110 @@ def make_chatty() -> Chatty:
     return Chatty()
 
 
+class DigitsClassifier(nn.Module):
+    """A small classifier of scikit-learn's 8x8 handwritten digits, read as RGB images through timm's
+    preprocessing (its pretrained_cfg); the tests train it before they check it."""
+
+    pretrained_cfg = {"input_size": (3, 8, 8), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 1.0,
+                      "interpolation": "bilinear", "num_classes": 10}
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3 * 8 * 8, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(torch.relu(self.hidden(x.flatten(1))))}
+
+
+def make_digits() -> DigitsClassifier:
+    torch.manual_seed(0)
+    return DigitsClassifier()
+
+
+class Shift(nn.Module):
+    """Adds `amount`: (x + 1000) - 1000 keeps nothing of x's fine digits in bf16 (its spacing at 1000 is 8)."""
+
+    def __init__(self, amount: float):
+        super().__init__()
+        self.amount = amount
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.amount
+
+
+class LosesDigitsInBf16(nn.Module):
+    """Misses the 1% rule in bf16 because of one module, `cancel`; every other module is harmless there."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.cancel = nn.Sequential(Shift(1000.0), Shift(-1000.0))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(self.cancel(torch.tanh(self.stem(x))))}
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+class OverflowsInFp16(nn.Module):
+    """`amplify` scales activations past fp16's largest value (65504) and back: an identity in fp32, Inf in
+    fp16. Keeping amplify.0 or amplify.1 alone in fp32 does not help (what passes between them is fp16, and
+    overflows there): only amplify as a whole does."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.amplify = nn.Sequential(Scale(1e5), Scale(1e-5))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(self.amplify(self.stem(x)))}
+
+
+class BrokenInLowPrecision(nn.Module):
+    """NaN in every output whenever the model does not run in fp32, whatever its modules do: a broken kernel,
+    not a matter of precision, so no set of modules kept in fp32 rescues it."""
+
+    input_shape = (16,)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 10)
+        self.register_buffer("marker", torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.stem(x)
+        return {"logits": out if self.marker.dtype == torch.float32 else out * float("nan")}
+
+
+def make_loses_digits() -> LosesDigitsInBf16:
+    torch.manual_seed(0)
+    return LosesDigitsInBf16()
+
+
+def make_overflowing() -> OverflowsInFp16:
+    torch.manual_seed(0)
+    return OverflowsInFp16()
+
+
+def make_broken() -> BrokenInLowPrecision:
+    torch.manual_seed(0)
+    return BrokenInLowPrecision()
+
+
 def make_segfaulting() -> nn.Module:
     """A factory that crashes its process while the model is built (a sweep's model process, then)."""
     import ctypes

@@ -23,6 +23,7 @@ from .results import CheckResult, LayerReport, OutputComparison, TargetResult, V
 _LAZY = {
     "Session": "session", "run_check": "session", "compare_layers": "layers", "compare_outputs": "compare",
     "judge": "compare", "register_backend": "backends.registry", "register_family": "models",
+    "register_criterion": "criteria", "keep_fp32": "precision", "rescue": "rescue",
 }
 
 
@@ -55,8 +56,11 @@ __all__ = [
     "compare_layers",
     "compare_outputs",
     "judge",
+    "keep_fp32",
     "parse_target",
     "register_backend",
+    "register_criterion",
     "register_family",
+    "rescue",
     "run_check",
 ]

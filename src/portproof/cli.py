@@ -18,7 +18,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, criteria
 from .config import (
     CheckConfig,
     Criteria,
@@ -34,6 +34,7 @@ from .errors import ConfigError, PortproofError, describe
 from .lockfile import output_lock
 from .report.i18n import LANGUAGES
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
+from .results.rescue import ALREADY_PASSES, RESCUED
 from .terminal import CONTROL_CHARACTERS, inert
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -46,6 +47,7 @@ NAMED_OPTIONS = {
     "weights": ("--weights", "auto, random or the path of a checkpoint"),
     "weights_cache": ("--weights-cache", "a cache directory"),
     "inputs": ("--inputs", "images, random, a folder of images or pkg.module:make_inputs"),
+    "labels": ("--labels", "a CSV file of filename,label"),
     "out": ("--out", f"a directory, or leave it out for {OutputSpec.directory}"),
     "directory": ("DIR", "the folder portproof check wrote"),
 }
@@ -178,8 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="find the first module where a target parts ways with the reference",
                                  description="Compare one target with the reference module by module (accumulated and "
                                              "local modes), without timing; writes layers.csv, layers.json and the reports.")
-    for command in (check, layers):
+    rescue = commands.add_parser("rescue", help="find the fewest modules to keep in fp32 so that a low-precision "
+                                                 "target passes",
+                                 description="For a lower-precision target that fails, find a minimal set of modules "
+                                             "that, kept in fp32 on the same device, make it pass (starting from the "
+                                             "layer pass's ranking); writes the check's files with the failing and the "
+                                             "rescued target, and the rescue in summary.json and the reports.")
+    tune = commands.add_parser("tune", help="find the fastest configuration on a device that still passes",
+                               description="Judge and time a grid of configurations (backend x dtype, then CPU thread "
+                                           "counts) against one reference run, and report the fastest passing one per "
+                                           "batch size, every configuration (skipped ones with the reason) and the "
+                                           "accuracy/latency Pareto front; writes tune.json, tune.csv, report.md and "
+                                           "report.html.")
+    for command in (check, layers, rescue, tune):
         _add_run_options(command)
+    group = tune.add_argument_group("tune")
+    S = argparse.SUPPRESS
+    group.add_argument("--device", default=S, metavar="DEV", help="the device to tune on: cpu, cuda, npu, ... "
+                                                                   "(default cpu)")
+    group.add_argument("--batch-sizes", default=S, metavar="N,N", help="batch sizes, each tuned apart (default 1)")
+    group.add_argument("--budget", type=float, default=S, metavar="S",
+                       help="seconds for the whole tune: cheap configurations first, the rest skipped for time")
+    group.add_argument("--rescue", action="store_true", default=S,
+                       help="add a precision rescue of each failing low-precision configuration (see portproof rescue)")
+    group.add_argument("--backends", default=S, metavar="A,B", help="only these backends (default: every one registered)")
+    group.add_argument("--dtypes", default=S, metavar="A,B", help="only these dtypes (default: every one a backend takes)")
+    group.add_argument("--thread-counts", default=S, metavar="N,N",
+                       help="CPU thread counts to try on the fastest passing configurations (default: 1 and half the "
+                            "current count)")
     from .sweep.command import add_commands
 
     add_commands(commands, _add_run_options)
@@ -225,9 +253,16 @@ def _add_run_options(command: argparse.ArgumentParser, sweep: bool = False) -> N
                             "inputs, a folder of your images (of WAV files for an audio model), a text file with "
                             "one sentence per line (text models), or a callable make_inputs(num_samples, seed) "
                             "returning {name: tensor}")
-    group.add_argument("--num-samples", type=int, default=S, help=f"number of inputs (default {InputSpec.num_samples})")
+    group.add_argument("--labels", default=S, metavar="FILE",
+                       help="a CSV of filename,label for the flat folder of --inputs (a label is a class index or an "
+                            "ImageNet synset id); a folder with one sub-folder per class is labelled without it")
+    group.add_argument("--num-samples", type=int, default=S,
+                       help=f"number of inputs compared tensor by tensor (default {InputSpec.num_samples}); task "
+                            "accuracy covers every labelled image")
     group.add_argument("--batch-size", type=int, default=S, help=f"batch size for comparison and latency (default {InputSpec.batch_size})")
     group.add_argument("--seed", type=int, default=S, help=f"seed for random inputs and random weights (default {InputSpec.seed})")
+    group.add_argument("--threads", type=int, default=S, metavar="N",
+                       help="torch's CPU thread count on every side (default: torch's own, the core count)")
     group = command.add_argument_group("reference and targets")
     group.add_argument("--reference", default=S, metavar="SPEC", help=f"[backend@]device[:index][/dtype] (default {TargetSpec().label})")
     group.add_argument("--target", action="append", default=S, metavar="SPEC",
@@ -244,6 +279,18 @@ def _add_run_options(command: argparse.ArgumentParser, sweep: bool = False) -> N
     group.add_argument("--layers", action="store_true", default=S,
                        help="also compare every module (accumulated and local modes) and name the first that diverges")
     group = command.add_argument_group("criteria")
+    group.add_argument("--criteria", action="append", default=S, metavar="NAME",
+                       help="judge by this criterion (repeatable; the first decides the exit code): "
+                            f"{', '.join(criteria.registered())} (default {Criteria.presets[0]}); see README, Criteria")
+    group.add_argument("--atol", type=float, default=S,
+                       help="absolute tolerance of allclose and polygraphy (default: torch.testing's for the dtype, "
+                            "and 1e-5)")
+    group.add_argument("--rtol", type=float, default=S,
+                       help="relative tolerance of allclose and polygraphy (default: torch.testing's for the dtype, "
+                            "and 1e-5)")
+    group.add_argument("--mlperf-ratio", type=float, default=S,
+                       help=f"share of the reference's top-1 accuracy a target must keep under mlperf "
+                            f"(default {Criteria.mlperf_ratio:g}; 0.999 for the strict variant)")
     group.add_argument("--min-cosine", type=float, default=S, help=f"lowest passing cosine similarity (default {Criteria.min_cosine:g})")
     group.add_argument("--max-rel-l2", type=float, default=S, help=f"highest passing relative L2 error (default {Criteria.max_rel_l2:g})")
     group = command.add_argument_group("latency")
@@ -278,7 +325,10 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         raise ConfigError("--weights random and --require-pretrained contradict each other; drop one of them")
     if isinstance(weights.cache_dirs, list):
         weights = replace(weights, cache_dirs=tuple(weights.cache_dirs))
-    inputs = InputSpec(**_pick(given, inputs="source", num_samples="num_samples", batch_size="batch_size"), **seed)
+    inputs = InputSpec(**_pick(given, inputs="source", labels="labels", num_samples="num_samples",
+                               batch_size="batch_size"), **seed)
+    if inputs.labels is not None and inputs.source in ("images", "random"):
+        raise ConfigError("--labels names the classes of your images: give their folder as --inputs DIR too")
     if inputs.batch_size > inputs.num_samples:
         raise ConfigError(f"--batch-size {inputs.batch_size} is larger than the {inputs.num_samples} samples; "
                           "lower it or raise --num-samples")
@@ -291,11 +341,20 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         targets = None if set(targets) == {"auto"} else tuple(parse_target(t) for t in targets if t != "auto")
     if layers_command and targets is not None and len(targets) != 1:
         raise ConfigError("portproof layers compares one target at a time: give a single --target")
+    if args.command == "rescue":
+        _check_rescue_target(targets)
+    if args.command == "tune" and (targets is not None or given.get("layers")):
+        raise ConfigError("portproof tune chooses the targets itself (--device, --backends, --dtypes); drop --target "
+                          "and --layers, or use portproof check")
+    if args.command == "tune":
+        _check_tune_options(given)
     config = CheckConfig(
         model=ModelSpec(**_pick(given, model="name", family="family")),
         weights=weights,
         inputs=inputs,
-        criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2")),
+        criteria=Criteria(**_pick(given, min_cosine="min_cosine", max_rel_l2="max_rel_l2", atol="atol", rtol="rtol",
+                                  mlperf_ratio="mlperf_ratio"),
+                          **({"presets": tuple(given["criteria"])} if "criteria" in given else {})),
         timing=timing,
         output=OutputSpec(**_pick(given, out="directory", save_tensors="save_tensors", lang="lang")),
         targets=targets,
@@ -304,12 +363,41 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:
         single_target=layers_command,
         command_line=shlex.join(["portproof", *argv]),
         isolation="none" if given.get("in_process") else CheckConfig.isolation,
-        **_pick(given, target_timeout="target_timeout_s"),
+        **_pick(given, target_timeout="target_timeout_s", threads="threads"),
     )
     if "reference" in given:
         config = replace(config, reference=parse_target(given["reference"]))
+    criteria.require(config.criteria)
     _check_devices(config)
     return config
+
+
+def _check_tune_options(given: dict) -> None:
+    from .backends import registry
+
+    if "budget" in given and not given["budget"] > 0:
+        raise ConfigError(f"--budget must be a positive number of seconds, got {given['budget']}")
+    device = given.get("device", "cpu")
+    if device not in registry.devices():
+        raise ConfigError(f"--device {device!r}: choose one of {', '.join(registry.devices())}")
+    for option, known in (("backends", registry.backends()), ("dtypes", registry.dtypes())):
+        unknown = [name for name in (_names(given, option) or ()) if name not in known]
+        if unknown:
+            raise ConfigError(f"--{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    _numbers(given, "batch_sizes", None)
+    _numbers(given, "thread_counts", None)
+
+
+def _check_rescue_target(targets: tuple[TargetSpec, ...] | None) -> None:
+    from .backends import registry
+
+    if targets is None or len(targets) != 1 or targets[0].dtype == "fp32":
+        raise ConfigError("portproof rescue takes one lower-precision target: give a single --target with a dtype "
+                          "below fp32, e.g. --target cpu/bf16")
+    if not registry.info(targets[0].backend).keeps_fp32:
+        keeping = ", ".join(name for name, info in registry.backends().items() if info.keeps_fp32)
+        raise ConfigError(f"portproof rescue keeps torch modules in fp32, which {targets[0].backend} cannot do (it runs "
+                          f"its own graph); rescue the same dtype on {keeping}, e.g. --target cpu/{targets[0].dtype}")
 
 
 def _check_devices(config: CheckConfig) -> None:
@@ -339,12 +427,69 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
         config = config_from_args(args, argv)
 
     out_dir = check_writable(config.output.directory)
+    if args.command == "tune":
+        return run_tune(args, config, out_dir)
     with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
-        result = run_check(config, progress=progress)
+        result = run_rescue(config, progress) if args.command == "rescue" else run_check(config, progress=progress)
         progress("writing the reports")
         written = write_reports(result, out_dir, config.output.lang)
     print_summary(result, written, quiet=args.quiet, as_json=args.json)
+    if result.rescue is not None:
+        return EXIT_PASS if result.rescue.outcome in (RESCUED, ALREADY_PASSES) else EXIT_FAIL
     return EXIT_PASS if result.all_passed else EXIT_FAIL
+
+
+def run_tune(args: argparse.Namespace, config: CheckConfig, out_dir: Path) -> int:
+    """`portproof tune`: the grid on one device; exit 0 when some configuration passed at every batch size."""
+    from .report import write_files
+    from .report.tune_files import TUNE_FILES, render_files, summary_lines
+    from .terminal import ProgressDisplay, print_tune
+    from .tune import tune
+
+    given = vars(args)
+    with output_lock(out_dir, config.command_line), ProgressDisplay(sys.stderr, quiet=args.quiet) as progress:
+        result = tune(config, given.get("device", "cpu"), _numbers(given, "batch_sizes", (1,)), given.get("budget"),
+                      _names(given, "backends"), _names(given, "dtypes"), _numbers(given, "thread_counts", None),
+                      bool(given.get("rescue")), progress)
+        progress("writing the reports")
+        written = write_files(render_files(result), out_dir, replaces=TUNE_FILES)
+    if args.json:
+        print((out_dir / "tune.json").read_text(), end="")
+    else:
+        print_tune(result, summary_lines(result), written, quiet=args.quiet)
+    return EXIT_PASS if len(result.fastest_passing) == len(result.batch_sizes) else EXIT_FAIL
+
+
+def _numbers(given: dict, option: str, default):
+    if option not in given:
+        return default
+    try:
+        values = tuple(int(v) for v in given[option].split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ConfigError(f"--{option.replace('_', '-')} takes positive integers separated by commas, e.g. 1,8; "
+                          f"got {given[option]!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _names(given: dict, option: str) -> tuple[str, ...] | None:
+    if option not in given:
+        return None
+    names = tuple(v.strip() for v in given[option].split(",") if v.strip())
+    if not names:
+        raise ConfigError(f"--{option} takes names separated by commas, e.g. eager,onnxruntime")
+    return names
+
+
+def run_rescue(config: CheckConfig, progress) -> CheckResult:
+    """`portproof rescue`: the check of the failing target and of its rescue, with what the rescue found."""
+    from .rescue import rescue
+    from .session import Session
+
+    with Session(config, progress) as session:
+        found = rescue(session, session.targets[0], progress)
+        return replace(session.result(), rescue=found)
 
 
 @contextlib.contextmanager
@@ -436,7 +581,7 @@ def _pick(given: dict, **names: str) -> dict:
 
 
 def _check_ranges(given: dict) -> None:
-    for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1)):
+    for option, low in (("num_samples", 1), ("batch_size", 1), ("warmup", 0), ("iters", 1), ("threads", 1)):
         if option in given and given[option] < low:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
     if given.get("num_samples", 0) > MAX_NUM_SAMPLES:
@@ -447,6 +592,11 @@ def _check_ranges(given: dict) -> None:
     for option in ("min_cosine", "max_rel_l2"):
         if option in given and not 0.0 <= given[option] <= 1.0:
             raise ConfigError(f"--{option.replace('_', '-')} must be between 0 and 1, got {given[option]}")
+    for option in ("atol", "rtol"):
+        if option in given and not 0.0 <= given[option] < float("inf"):
+            raise ConfigError(f"--{option} must be a number of at least 0, got {given[option]}")
+    if "mlperf_ratio" in given and not 0.0 < given["mlperf_ratio"] <= 1.0:
+        raise ConfigError(f"--mlperf-ratio must be above 0 and at most 1, got {given['mlperf_ratio']}")
     if "target_timeout" in given and not 0.0 < given["target_timeout"] < float("inf"):
         raise ConfigError(f"--target-timeout must be a number of seconds above 0, got {given['target_timeout']}")
     if given.get("target_timeout", 0) > threading.TIMEOUT_MAX:

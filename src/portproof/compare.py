@@ -187,6 +187,43 @@ def top_k_agreement(reference: torch.Tensor, target: torch.Tensor, sample_max_ab
     )
 
 
+def allclose_figures(reference: torch.Tensor, target: torch.Tensor, atol: float, rtol: float) -> tuple[float, int]:
+    """torch.testing.assert_close's elementwise test, |t − r| ≤ atol + rtol·|r| (torch.isclose, NaN never
+    close), in float64: the largest |t − r| / (atol + rtol·|r|), at most 1 when every element is close (inf
+    when a non-finite one is not), and the number of elements that are not close."""
+    reference, target = reference.detach().cpu().double(), target.detach().cpu().double()
+    close = torch.isclose(target, reference, rtol=rtol, atol=atol, equal_nan=False)
+    shares = _share((target - reference).abs(), atol + rtol * reference.abs())
+    return _worst(shares, reference, target, close), int((~close).sum())
+
+
+def polygraphy_figures(reference: torch.Tensor, target: torch.Tensor, atol: float, rtol: float) -> tuple[float, int]:
+    """Polygraphy's elementwise check: an element mismatches when |t − r| > atol and |t − r| / |r| > rtol
+    (it passes when either error is within its tolerance); a NaN, or an Inf the other side does not share,
+    mismatches too. In float64: the largest min(|t − r| / atol, |t − r| / (rtol·|r|)), at most 1 when no
+    element mismatches, and the number of elements that mismatch."""
+    reference, target = reference.detach().cpu().double(), target.detach().cpu().double()
+    abs_diff = (target - reference).abs()
+    finite = torch.isfinite(reference) & torch.isfinite(target)
+    mismatched = (finite & (abs_diff > atol) & (abs_diff > rtol * reference.abs())) | (~finite & (target != reference))
+    shares = torch.minimum(_share(abs_diff, torch.full_like(abs_diff, atol)), _share(abs_diff, rtol * reference.abs()))
+    return _worst(shares, reference, target, ~mismatched), int(mismatched.sum())
+
+
+def _share(error: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
+    """error / tolerance, elementwise: 0 where there is no error (even with no tolerance), inf where only the
+    tolerance is 0."""
+    return torch.where(error == 0, torch.zeros_like(error), error / tolerance)
+
+
+def _worst(shares: torch.Tensor, reference: torch.Tensor, target: torch.Tensor, passed: torch.Tensor) -> float:
+    """The largest share over the elements finite on both sides; inf when a non-finite element failed."""
+    finite = torch.isfinite(reference) & torch.isfinite(target)
+    if bool((~finite & ~passed).any()):
+        return math.inf
+    return float(shares[finite].max()) if bool(finite.any()) else 0.0
+
+
 def with_noise_floor(comparison: OutputComparison, reference_vs_fp64: float, target_vs_fp64: float) -> OutputComparison:
     """Attach the float64 noise floor: how many times the fp32 reference's own error the target's is."""
     if reference_vs_fp64 > 0:

@@ -43,6 +43,7 @@ class WeightsSpec:
 @dataclass(frozen=True)
 class InputSpec:
     source: str = "images"  # "images" (bundled photos) | "random" | a directory of the user's images
+    labels: str | None = None  # a CSV of `filename,label` for the images of the `source` directory (labelled.py)
     num_samples: int = 8
     batch_size: int = 1
     seed: int = 0
@@ -54,6 +55,7 @@ class TargetSpec:
     device: str = "cpu"
     index: int | None = None
     dtype: str = "fp32"
+    keep_fp32: tuple[str, ...] = ()  # modules that stay fp32 in a low-precision target (`+fp32=a,b`; precision.py)
 
     @property
     def device_string(self) -> str:
@@ -64,15 +66,21 @@ class TargetSpec:
         """The canonical spelling, which `parse_target` reads back to an equal spec."""
         prefix = "" if self.backend == "eager" else f"{self.backend}@"
         suffix = "" if self.dtype == "fp32" else f"/{self.dtype}"
-        return f"{prefix}{self.device_string}{suffix}"
+        kept = f"+fp32={','.join(self.keep_fp32)}" if self.keep_fp32 else ""
+        return f"{prefix}{self.device_string}{suffix}{kept}"
 
 
 @dataclass(frozen=True)
 class Criteria:
-    """The verdict's thresholds (see README, "Verdict")."""
+    """The verdict's thresholds (see README, "Verdict"), and the criteria a target is judged by (README,
+    "Criteria"; criteria.py): the first decides its status and the exit code."""
 
     min_cosine: float = 0.99
     max_rel_l2: float = 0.01
+    presets: tuple[str, ...] = ("portproof",)
+    atol: float | None = None  # of allclose and polygraphy; None: each one's own default
+    rtol: float | None = None
+    mlperf_ratio: float = 0.99  # the share of the reference's top-1 accuracy a target must keep under mlperf
 
     def rules(self) -> tuple:
         """The rules in force, in the order they are checked and worded (rules.py)."""
@@ -119,6 +127,7 @@ class CheckConfig:
     # "process": each side in a child process of its own (faithful timings, crashes and hangs contained);
     # "none": in the calling thread (no deadline, no containment; see README "Where each side runs")
     isolation: str = "process"
+    threads: int | None = None  # torch's CPU thread count for every side (None: as this process has it)
     command_line: str = ""
 
 
@@ -132,12 +141,20 @@ def parse_target(text: str) -> TargetSpec:
     device and dtype must be ones a registered backend takes (backends/registry.py)."""
     from .backends import registry
 
-    match = _TARGET_PATTERN.match(text.strip().lower())
+    base, plus, kept = text.strip().partition("+fp32=")  # module names keep their case
+    match = _TARGET_PATTERN.match(base.lower())
     if not match:
         raise ConfigError(
-            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype], e.g. npu:0/fp16 or onnxruntime@cpu"
+            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+fp32=module,...], e.g. "
+            "npu:0/fp16 or onnxruntime@cpu"
         )
     index = int(match["index"]) if match["index"] is not None else None
+    keep = tuple(dict.fromkeys(name.strip() for name in kept.split(",") if name.strip()))
     spec = TargetSpec(backend=match["backend"] or "eager", device=match["device"], index=index,
-                      dtype=match["dtype"] or "fp32")
+                      dtype=match["dtype"] or "fp32", keep_fp32=keep)
+    if plus and not keep:
+        raise ConfigError(f"target {text!r}: +fp32= names no module; give module names, e.g. +fp32=head")
+    if keep and spec.dtype == "fp32":
+        raise ConfigError(f"target {text!r}: +fp32= keeps modules in fp32 within a lower precision, and the target is "
+                          "fp32 already; give a dtype, e.g. /bf16+fp32=head")
     return registry.validate(spec, text)

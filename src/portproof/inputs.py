@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import torch
 
 from .config import InputSpec
 from .errors import InputError, describe, first_line
+from .labelled import LabelledImages, find_labelled
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Larger images are skipped: decoding one takes gigabytes, and a small file can claim such a size (a
@@ -42,6 +43,7 @@ class InputSet:
     preprocessing: dict[str, Any]
     seed: int
     labels: tuple[int, ...] | None = None  # one class index per sample, when the inputs are labelled
+    dataset: LabelledImages | None = None  # every labelled image (the samples above are its first ones)
 
     @property
     def num_samples(self) -> int:
@@ -53,15 +55,24 @@ class InputSet:
                 for start in range(0, self.num_samples, batch_size)]
 
 
-def images(spec: InputSpec, data_config: dict[str, Any], name: str) -> InputSet:
+def images(spec: InputSpec, data_config: dict[str, Any], name: str, synsets: tuple[str, ...] | None = None) -> InputSet:
     """The bundled photos (`images`) or a folder of the user's, through timm's transform for `data_config`,
-    as one input called `name`; seeded standard-normal tensors of the configured size for `random`."""
+    as one input called `name`; seeded standard-normal tensors of the configured size for `random`. A folder
+    of labelled images (labelled.py; `synsets` are the model's ImageNet classes) gives its first images as the
+    samples, and all of them as the dataset whose accuracy is measured."""
     if spec.source == "random":
         return random_inputs(spec, {name: tuple(data_config["input_size"])})
     from timm.data import create_transform
 
+    transform = create_transform(**data_config)
     preprocessing = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()}
-    return image_files(spec, name, create_transform(**data_config), preprocessing, data_config)
+    labelled = find_labelled(spec, synsets) if spec.source != "images" else None
+    if labelled is not None:
+        files = [Path(labelled.root) / file for file in labelled.files]
+        found = _from_files(files, "labelled", spec, transform, preprocessing, data_config, name, root=Path(labelled.root))
+        label_of = dict(zip(labelled.files, labelled.labels))
+        return replace(found, labels=tuple(label_of[source] for source in found.sources), dataset=labelled)
+    return image_files(spec, name, transform, preprocessing, data_config)
 
 
 def image_files(spec: InputSpec, name: str, transform, preprocessing: dict[str, Any],
@@ -121,20 +132,23 @@ def given(inputs: Any, kind: str = "given", seed: int = 0, preprocessing: dict[s
 
 
 def _from_files(files: list, kind: str, spec: InputSpec, transform, preprocessing: dict[str, Any],
-                data_config: dict[str, Any] | None, name: str) -> InputSet:
+                data_config: dict[str, Any] | None, name: str, root: Path | None = None) -> InputSet:
+    """The first `spec.num_samples` readable images of `files`, each named by its path under `root` (by its
+    file name without one)."""
     tensors, sources, skipped, converted = [], [], [], []
     for path in files:
         if len(tensors) == spec.num_samples:
             break
+        shown = path.relative_to(root).as_posix() if root is not None else path.name
         try:
             rgb, conversion = read_rgb(path, data_config)
             tensors.append(transform(rgb))
         except Exception as error:  # PIL raises many kinds for a file that is not a readable image
-            skipped.append(f"{path.name}: {_reason(error)}")
+            skipped.append(f"{shown}: {_reason(error)}")
             continue
-        sources.append(path.name)
+        sources.append(shown)
         if conversion:
-            converted.append(f"{path.name}: {conversion}")
+            converted.append(f"{shown}: {conversion}")
     if not tensors:
         why = f" ({'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''})" if skipped else ""
         raise InputError(f"no readable image among {len(files)} files of the inputs folder {spec.source}{why}; "

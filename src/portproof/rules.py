@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from .results.comparison import Outcome, OutputComparison
+from .results.criteria import Term
 
 
 class Rule(Protocol):
@@ -29,6 +30,9 @@ class Rule(Protocol):
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
         """The Chinese sentence of the outcome (None: nothing to say when it held)."""
 
+    def term(self, o: Outcome) -> Term:
+        """The outcome as a cell of the verdict table (criteria.py)."""
+
 
 @dataclass(frozen=True)
 class SameShape:
@@ -45,6 +49,9 @@ class SameShape:
 
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
         return None if o.held else f"{c.name}：形状 {list(c.target_shape)} 与参考端 {list(c.reference_shape)} 不一致"
+
+    def term(self, o: Outcome) -> Term:
+        return Term("shape equal" if o.held else "shape differs")
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class FiniteWhereReferenceFinite:
         return (f"{c.name}：参考端为有限值处，目标端出现 {broken.nan} 个 NaN、{broken.inf} 个 Inf"
                 f"（样本 {list_samples_zh(c.nonfinite_samples)}）")
 
+    def term(self, o: Outcome) -> Term:
+        return Term("NaN/Inf where the reference is finite", o.measured, "=" if o.held else ">", o.limit)
+
 
 @dataclass(frozen=True)
 class Comparable:
@@ -95,6 +105,9 @@ class Comparable:
 
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
         return None if o.held else f"{c.name}：两端没有同时为有限值的元素，无法比较"
+
+    def term(self, o: Outcome) -> Term:
+        return Term("comparable" if o.held else "nothing finite to compare")
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,9 @@ class _Threshold:
     def sentence_zh(self, o: Outcome, c: OutputComparison) -> str | None:
         measured = f"{c.name}：{self.metric}={o.measured:{self.number}}"
         return f"{measured} {self.signs[0]} {o.limit:g}" if o.held else f"{measured}，{self.broken_zh} {o.limit:g}"
+
+    def term(self, o: Outcome) -> Term:
+        return Term(self.metric, o.measured, self.signs[0] if o.held else self.signs[1], o.limit)
 
 
 @dataclass(frozen=True)
@@ -190,6 +206,9 @@ class TieAwareTop1:
         if c.topk.mismatched_samples:
             text += f"；样本 {list_samples_zh(c.topk.mismatched_samples)} 的 top-1 类别不同"
         return text
+
+    def term(self, o: Outcome) -> Term:
+        return Term("tie-aware top-1 agreement", o.measured, "=" if o.held else "<", o.limit)
 
 
 RULE_TYPES = {rule.name: rule for rule in (SameShape, FiniteWhereReferenceFinite, Comparable, MinCosine, MaxRelL2,

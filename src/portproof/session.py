@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from . import environment, faults, inputs, models, sides, weights, worker
+from . import accuracy, criteria, environment, faults, inputs, models, precision, sides, weights, worker
 from .backends import registry
 from .compare import compare_outputs, judge, relative_l2, with_noise_floor
 from .config import ISOLATION_MODES, CheckConfig, TargetSpec
@@ -55,6 +55,9 @@ class Session:
         self.notes: list[str] = []
         if config.isolation not in ISOLATION_MODES:
             raise ConfigError(f"isolation {config.isolation!r}: choose one of {', '.join(ISOLATION_MODES)}")
+        if config.threads is not None:  # each side's process takes this process's count (worker.run)
+            torch.set_num_threads(config.threads)
+        criteria.require(config.criteria)
         if config.isolation == "process":
             worker.start()  # the fork server imports torch while this process loads the model
         # what third-party code prints while the sides run; removed by close() (or when the session is collected)
@@ -74,11 +77,16 @@ class Session:
             raise ConfigError(f"the batch size {config.inputs.batch_size} is larger than the {self.input_set.num_samples} "
                               "samples; lower it or give more samples")
         self.batches = self.input_set.batches(config.inputs.batch_size)
+        self.accuracy_pass = self._accuracy_pass()
         self.targets = self._choose_targets()
-        # Every device is checked before anything runs, so an absent one stops the check at once.
+        # Every device, and every module a target keeps in fp32, is checked before anything runs.
         for spec in (config.reference, *self.targets):
             registry.require(spec)
-        self.reference, self.reference_outputs = self._run_reference()
+            precision.check_module_names(self.loaded.network, spec.keep_fp32)
+        # where the family's model sits in the module the sides run: `+fp32=` names are the model's own
+        self.network_prefix = next(name for name, module in self.loaded.module.named_modules()
+                                   if module is self.loaded.network)
+        self.reference, self.reference_outputs, self.reference_predictions = self._run_reference()
         self.output_names = tuple(self.reference_outputs)
         self.classifier_output = self.loaded.classifier_output if self.loaded.classifier_output in self.output_names else None
         self.output_masks = {name: mask for name, mask in self.loaded.output_masks.items() if name in self.output_names}
@@ -132,6 +140,23 @@ class Session:
             return inputs.from_callable(self.config.inputs)
         return self.loaded.family.build_inputs(self.loaded, self.config.inputs)
 
+    def _accuracy_pass(self) -> sides.AccuracyPass | None:
+        """What every side streams through for task accuracy: the labelled images, when the inputs are."""
+        dataset, model = self.input_set.dataset, self.loaded.identity.requested
+        judged_on_accuracy = criteria.needs_labels(self.config.criteria)
+        if dataset is None:
+            if judged_on_accuracy:
+                raise ConfigError(f"the {judged_on_accuracy[0]} criterion judges task accuracy, which needs labelled "
+                                  "inputs: set InputSpec.source to a folder with one sub-folder per class, or "
+                                  "InputSpec.labels to a CSV of filename,label",
+                                  cli_hint="give --inputs DIR with one sub-folder per class, or --labels FILE beside a "
+                                           "flat folder of images")
+            return None
+        if self.loaded.classifier_output is None:
+            raise ConfigError(f"labelled inputs measure a classifier's accuracy, and {model} has no classifier output")
+        return sides.AccuracyPass(dataset, self.loaded.data_config, next(iter(self.input_set.tensors)),
+                                  self.loaded.classifier_output, self.config.inputs.batch_size)
+
     def _choose_targets(self) -> tuple[TargetSpec, ...]:
         """The targets asked for; for `--target auto`, what is present, and a note saying what was chosen."""
         if self.config.targets is not None:
@@ -142,8 +167,9 @@ class Session:
         self.notes.append(why)
         return specs
 
-    def _run_reference(self) -> tuple[ReferenceResult, Tensors]:
-        """The reference's outputs by name, timed; without them nothing can be compared, so a failure stops the check."""
+    def _run_reference(self) -> tuple[ReferenceResult, Tensors, sides.Predictions | None]:
+        """The reference's outputs by name, timed, and its predictions on the labelled images; without them
+        nothing can be compared, so a failure stops the check."""
         config = self.config
         label = config.reference.label
         self.progress(f"running the reference ({label})")
@@ -159,8 +185,10 @@ class Session:
                                     "nothing can be compared; check the model and its weights on the reference first")
         result = ReferenceResult(label=label, description=side.description,
                                  output_shapes={name: tuple(t.shape) for name, t in side.outputs.items()},
-                                 latency=side.latency, rel_l2_vs_fp64=None)
-        return result, side.outputs
+                                 latency=side.latency, rel_l2_vs_fp64=None,
+                                 accuracy=accuracy.side_accuracy(side.predictions, self.accuracy_pass.images)
+                                 if side.predictions is not None else None)
+        return result, side.outputs, side.predictions
 
     def _run_fp64(self) -> Tensors | None:
         """The float64 CPU outputs that measure the noise floor; None when skipped or failed (with a note)."""
@@ -186,7 +214,7 @@ class Session:
         Any exception it raises becomes its ERROR result."""
         position = len(self.evaluated)
         self.progress(f"running target {position} ({spec.label})")
-        result, outputs = self._run_target(spec)
+        result, outputs = self._run_target(spec, self.config.timing)
         if self.config.layers and result.status != "ERROR":
             self.progress(f"comparing target {position} ({spec.label}) module by module")
             result = replace(result, layers=self.layer_pass(spec))
@@ -194,11 +222,16 @@ class Session:
         self.target_outputs[f"target-{position}"] = outputs
         return result
 
-    def _run_target(self, spec: TargetSpec) -> tuple[TargetResult, Tensors]:
+    def judge_only(self, spec: TargetSpec) -> TargetResult:
+        """A target run, compared and judged as evaluate() does, but neither timed nor part of the result: what
+        a search over many variants (a precision rescue) asks of each one."""
+        return self._run_target(spec, replace(self.config.timing, enabled=False))[0]
+
+    def _run_target(self, spec: TargetSpec, timing) -> tuple[TargetResult, Tensors]:
         config = self.config
         description = {"backend": spec.backend, "device": spec.device_string, "dtype": spec.dtype}
         try:
-            side = self._run_side(spec, spec.label, config.timing)
+            side = self._run_side(spec, spec.label, timing)
             outputs, latency, description = side.outputs, side.latency, side.description
             if tuple(outputs) != self.output_names:
                 raise RuntimeError(f"returned the outputs {', '.join(outputs) or 'none'}, the reference "
@@ -214,14 +247,28 @@ class Session:
                         relative_l2(self.fp64_outputs[name], outputs[name], self._keep(name)),
                     )
                 comparisons.append(comparison)
+            task_accuracy = None
+            if side.predictions is not None:
+                task_accuracy = accuracy.target_accuracy(self.reference_predictions, side.predictions,
+                                                         self.accuracy_pass.images, self.reference.accuracy)
+            evidence = criteria.Evidence(tuple(comparisons), self._kept(self.reference_outputs), self._kept(outputs),
+                                         self.reference.accuracy, task_accuracy)
+            verdicts = criteria.judge(evidence, config.criteria)
         except Exception as error:  # the target's failure is its result; the check goes on
             message = faults.describe_failure(error, spec.device_string, config.inputs.batch_size)
             return TargetResult(spec.label, "ERROR", description, error=message), {}
-        verdict = judge(comparisons, features_only=self.classifier_output is None)
         speedup = None
         if latency is not None and self.reference.latency is not None and latency.median_ms > 0:
             speedup = self.reference.latency.median_ms / latency.median_ms
-        return TargetResult(spec.label, verdict.status, description, tuple(comparisons), verdict, latency, speedup), outputs
+        # the first criterion asked for decides the status (and the exit code)
+        return TargetResult(spec.label, verdicts[0].status, description, tuple(comparisons),
+                            judge(comparisons, features_only=self.classifier_output is None), latency,
+                            speedup, criteria_verdicts=verdicts, accuracy=task_accuracy), outputs
+
+    def _kept(self, outputs: Tensors) -> Tensors:
+        """The outputs as elementwise criteria see them: a masked output's kept positions only."""
+        return {name: tensor if (keep := self._keep(name)) is None or tensor.shape[:keep.dim()] != keep.shape
+                else tensor[keep] for name, tensor in outputs.items()}
 
     def _keep(self, name: str) -> torch.Tensor | None:
         """The positions of output `name` that its metrics consider: where its mask input (an attention mask)
@@ -301,20 +348,24 @@ class Session:
                          output_masks=dict(self.output_masks))
 
     def _input_info(self) -> InputInfo:
-        tensors = self.input_set.tensors
+        tensors, dataset = self.input_set.tensors, self.input_set.dataset
         first = next(iter(tensors.values()))
         return InputInfo(kind=self.input_set.kind, num_samples=self.input_set.num_samples,
                          batch_size=self.config.inputs.batch_size, shape=tuple(first.shape), seed=self.input_set.seed,
                          sources=self.input_set.sources, skipped=self.input_set.skipped,
                          preprocessing=self.input_set.preprocessing,
                          shapes={name: tuple(t.shape) for name, t in tensors.items()},
-                         dtypes={name: str(t.dtype).replace("torch.", "") for name, t in tensors.items()})
+                         dtypes={name: str(t.dtype).replace("torch.", "") for name, t in tensors.items()},
+                         labelled_samples=len(dataset.files) if dataset else None,
+                         label_source=dataset.source if dataset else None)
 
     # --- running one side -----------------------------------------------------------------------------------
 
     def _run_side(self, spec: TargetSpec, label: str, timing) -> sides.SideRun:
-        """One side run on every batch and timed, in its own process (or in-process, by config.isolation)."""
-        return worker.run(sides.run_side, (spec, self.loaded.module, self.batches, timing, f"timing {label}"),
+        """One side run on every batch, timed and streamed through the labelled images, in its own process (or
+        in-process, by config.isolation)."""
+        in_module = replace(spec, keep_fp32=tuple(f"{self.network_prefix}.{name}".lstrip(".") for name in spec.keep_fp32))
+        return worker.run(sides.run_side, (in_module, self.loaded.module, self.batches, timing, label, self.accuracy_pass),
                           label=label, **self._side_settings(spec))
 
     def _side_settings(self, spec: TargetSpec) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .results import RANDOM_WEIGHTS_BANNER, CheckResult
+from .report.i18n import rescue_lines, texts
 
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow"}
 # C0 and C1 controls and DEL (an escape sequence can recolour, retitle or clear the terminal), and the
@@ -156,10 +157,15 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
         table.add_row(target.label, status, f"{c.cosine_similarity:.6f}", f"{c.rel_l2:.3e}", f"{c.max_abs_diff:.3e}", top1,
                       median, speedup)
     console.print(table)
+    if result.config.criteria.presets != ("portproof",):
+        console.print(_criteria_table(result))
+    for line in _accuracy_lines(result):
+        say(Text(line))
     for target in result.targets:
         problems = [target.error] if target.error else list(target.verdict.failures if target.verdict else ())
-        for problem in problems:
-            say(Text(f"{target.label} {target.status}: {problem}"))
+        decided_by_rules = not target.criteria_verdicts or target.criteria_verdicts[0].criterion == "portproof"
+        for problem in problems:  # the rules' failures; under another deciding criterion, named as theirs
+            say(Text(f"{target.label} {target.status if target.error or decided_by_rules else '(portproof rules)'}: {problem}"))
     for target in result.targets:
         layers = getattr(target, "layers", None)
         if layers is not None and layers.rows:
@@ -168,8 +174,51 @@ def print_summary(result: CheckResult, written: list[Path], stdout: TextIO | Non
         elif layers is not None:
             for note in layers.notes:
                 say(Text(f"{target.label} layers: {note}"))
+    for line in rescue_lines(result, texts("en")):
+        say(Text(line))
     say(Text(verdict_line(result, banner=False), style=STATUS_STYLE["PASS" if result.all_passed else "FAIL"]))
     print_written(written, stdout)
+
+
+def _criteria_table(result: CheckResult):
+    """Targets × criteria: each cell the verdict and the figures that decided it."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report.formatting import verdict_table
+
+    names, rows = verdict_table(result)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="verdict by criterion (the first decides)",
+                  title_justify="left")
+    table.add_column("target")
+    for name in names:
+        table.add_column(name)
+    for label, cells in rows:
+        table.add_row(inert(label), *[Text(f"{status} {inert(figures)}".strip(), style=STATUS_STYLE.get(status, ""))
+                                      for status, figures in cells])
+    return table
+
+
+def _accuracy_lines(result: CheckResult) -> list[str]:
+    """Top-1 / top-5 of each side on the labelled images, and the predictions that changed."""
+    reference = result.reference.accuracy
+    if reference is None:
+        return []
+    lines = [f"accuracy on {reference.samples} labelled images ({result.inputs.label_source}): reference "
+             f"{result.reference.label} top-1 {reference.top1:.2%}, top-5 {reference.top5:.2%}"]
+    if reference.unreadable:
+        lines.append(f"  left out as unreadable: {len(reference.unreadable)} images")
+    for target in result.targets:
+        a = target.accuracy
+        if a is None:
+            continue
+        ratio = f"{a.ratio:.4f}" if a.ratio is not None else "n/a"
+        lines.append(f"  {target.label}: top-1 {a.accuracy.top1:.2%}, top-5 {a.accuracy.top5:.2%}, ratio {ratio}; "
+                     f"{a.changed} changed ({a.right_to_wrong} right→wrong, {a.wrong_to_right} wrong→right)")
+        lines += [f"    {c.file}: label {c.label}, reference {c.reference}, target {c.target} "
+                  f"({c.kind.replace('_to_', '→')})" for c in a.first_changes[:5]]
+    return lines
 
 
 def print_written(written: list[Path], stream: TextIO | None = None) -> None:
@@ -180,3 +229,27 @@ def print_written(written: list[Path], stream: TextIO | None = None) -> None:
         print(f"  {inert(path)}", file=stream)
     stream.flush()
 
+
+
+def print_tune(result, lines: list[str], written: list[Path], quiet: bool = False, stdout: TextIO | None = None) -> None:
+    """Every configuration of a tune, then the fastest passing one per batch size and the files written."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report.tune_files import HEADER, table_rows
+
+    stdout = stdout or sys.stdout
+    console = Console(file=stdout, highlight=False, **({} if _is_terminal(stdout) else {"width": 200}))
+    if not quiet:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for name in HEADER:
+            table.add_column(name, overflow="fold")
+        for row in table_rows(result):
+            table.add_row(*[Text(inert(cell), style=STATUS_STYLE.get(cell, "")) for cell in row])
+        console.print(table)
+    for line in lines:
+        console.print(Text(inert(line)), soft_wrap=True)
+    if not quiet:
+        print_written(written, stdout)

@@ -110,5 +110,19 @@ def test_fp64_runs_in_float64_and_agrees_with_float64_arithmetic():
 def test_describe_names_what_ran(dtype, autocast):
     assert prepared(dtype).describe() == {
         "backend": "eager", "device": "cpu", "device_name": cpu_name(), "dtype": dtype, "autocast": autocast,
-        "torch": torch.__version__,
+        "torch": torch.__version__, "kept_in_fp32": [],
+        "numerics": {"float32_matmul_precision": torch.get_float32_matmul_precision(), "deterministic_algorithms": False},
     }
+
+
+def test_tf32_is_refused_on_the_cpu_and_recorded_where_it_runs():
+    from portproof.backends.torch_eager import probe
+    from portproof.errors import DeviceUnavailableError
+    from portproof.numerics import torch_settings
+
+    with pytest.raises(DeviceUnavailableError, match="tf32 is a matmul mode of CUDA"):
+        probe(TargetSpec(dtype="tf32"))
+    if torch.cuda.is_available():  # on a GPU the flags are on inside the forward, and restored after
+        before = torch_settings("cuda")
+        backend = EagerBackend(TargetSpec(device="cuda", dtype="tf32"))
+        assert backend.numerics()["cuda_matmul_allow_tf32"] is True and torch_settings("cuda") == before

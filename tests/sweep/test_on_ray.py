@@ -33,11 +33,11 @@ def test_a_sweep_on_ray_gives_the_local_runs_verdicts(finished_sweep, tmp_path, 
     try:
         out = tmp_path / "on-ray"
         code = cli.main(["sweep", "--models", f"{SMALL_MODEL},test_resnet,no_such_model", "--ray", "auto",
-                         "--threads-per-model", "1", "--out", str(out), *SWEEP_FAST])
+                         "--out", str(out), *SWEEP_FAST])
         assert ray.is_initialized()  # the caller's connection is the caller's to close
         too_big = tmp_path / "too-big"
-        refused = cli.main(["sweep", "--models", SMALL_MODEL, "--ray", "auto", "--threads-per-model", "4",
-                            "--out", str(too_big), *SWEEP_FAST])
+        refused = cli.main(["sweep", "--models", SMALL_MODEL, "--ray", "auto", "--out", str(too_big), *SWEEP_FAST,
+                            "--threads", "4"])
         assert refused == 2 and not too_big.exists()  # no node has 4 CPUs: refused before any work
         assert "no node of the Ray cluster offers what one model's check asks for (4 CPU)" in capsys.readouterr().err
     finally:
@@ -48,7 +48,7 @@ def test_a_sweep_on_ray_gives_the_local_runs_verdicts(finished_sweep, tmp_path, 
     settings = json.loads((out / "matrix.json").read_text())["settings"]
     assert settings["ray"] == "auto"
     summary = json.loads((out / "runs" / SMALL_MODEL / "summary.json").read_text())
-    assert summary["environment"]["torch_threads"] == 1  # the CPUs each task asked for
+    assert summary["environment"]["torch_threads"] == 1  # --threads 1: the CPUs each task asked for too
 
 
 def test_a_task_asks_for_one_device_of_each_accelerator_type_its_targets_use():

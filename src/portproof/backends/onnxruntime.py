@@ -44,7 +44,9 @@ def open_session(path: Path, spec: TargetSpec, provider: str):
     import onnxruntime
 
     options = {"device_id": spec.index or 0} if spec.device != "cpu" else {}
-    session = onnxruntime.InferenceSession(str(path), providers=[(provider, options)])
+    settings = onnxruntime.SessionOptions()
+    settings.intra_op_num_threads = torch.get_num_threads()  # the thread count the check runs with, as torch's
+    session = onnxruntime.InferenceSession(str(path), settings, providers=[(provider, options)])
     used = session.get_providers()[0]
     if used != provider:
         raise DeviceUnavailableError(f"onnxruntime fell back to {used} instead of {provider}; check its installation")
@@ -93,4 +95,8 @@ class OnnxRuntimeBackend:
             "provider": self.provider,
             "exporter": self.graph.exporter if self.graph else "",
             "onnx_model_bytes": getattr(self, "model_bytes", None),
+            "numerics": {"graph_optimization_level": str(self.session.get_session_options().graph_optimization_level)
+                         if self.session is not None else None,
+                         "intra_op_num_threads": self.session.get_session_options().intra_op_num_threads
+                         if self.session is not None else None},
         }

@@ -38,6 +38,7 @@ class BackendInfo:
     dtypes: tuple[str, ...]  # "amp-*" dtypes mean autocast applies
     layer_pass: str
     probe: Callable[[TargetSpec], None]  # raises DeviceUnavailableError naming what is missing
+    keeps_fp32: bool = False  # runs a torch module, so a `+fp32=` spec can keep some of its modules in fp32
 
     @property
     def autocast(self) -> bool:
@@ -45,14 +46,15 @@ class BackendInfo:
 
 
 def register_backend(name: str, *, devices: tuple[str, ...], dtypes: tuple[str, ...], layer_pass: str = "none",
-                     probe: Callable[[TargetSpec], None] | None = None):
+                     probe: Callable[[TargetSpec], None] | None = None, keeps_fp32: bool = False):
     """Class decorator: declare a backend. `probe(spec)` raises DeviceUnavailableError when the spec cannot
-    run here (default: constructing the class is the probe)."""
+    run here (default: constructing the class is the probe); `keeps_fp32`: it applies a spec's `+fp32=`
+    modules (precision.keep_fp32)."""
     if layer_pass not in LAYER_PASS_MODES:
         raise ValueError(f"layer_pass must be one of {LAYER_PASS_MODES}, got {layer_pass!r}")
 
     def decorate(cls: type) -> type:
-        cls.info = BackendInfo(name, cls, tuple(devices), tuple(dtypes), layer_pass, probe or cls)
+        cls.info = BackendInfo(name, cls, tuple(devices), tuple(dtypes), layer_pass, probe or cls, keeps_fp32)
         return cls
 
     return decorate
@@ -114,6 +116,10 @@ def validate(spec: TargetSpec, text: str | None = None) -> TargetSpec:
     if spec.dtype not in backend.dtypes:
         why = f"autocast ({spec.dtype}) exists only in PyTorch backends; " if spec.dtype.startswith("amp-") else ""
         raise ConfigError(f"target {text!r}: {why}{spec.backend} takes {', '.join(backend.dtypes)}, not {spec.dtype}")
+    if spec.keep_fp32 and not backend.keeps_fp32:
+        keeping = ", ".join(name for name, b in known.items() if b.keeps_fp32)
+        raise ConfigError(f"target {text!r}: +fp32= keeps torch modules in fp32, which {spec.backend} cannot do "
+                          f"(it runs its own graph); use {keeping}")
     return spec
 
 

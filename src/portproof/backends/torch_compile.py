@@ -22,7 +22,8 @@ def probe(spec: TargetSpec) -> None:
 
 
 # The layer pass runs compile targets eagerly: torch.compile fuses modules, so their outputs cannot be observed.
-@register_backend("compile", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe)
+@register_backend("compile", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe,
+                  keeps_fp32=True)
 class CompileBackend(EagerBackend):
     def prepare(self, model: nn.Module, example: Tensors) -> None:
         super().prepare(model, example)

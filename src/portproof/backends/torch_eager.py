@@ -9,25 +9,34 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import numerics
 from ..config import TargetSpec
+from ..errors import DeviceUnavailableError
+from ..numerics import TF32_DEVICES
+from ..precision import keep_fp32
 from .base import Tensors, cast_inputs, check_device, device_name, make_current, synchronize
 from .registry import register_backend
 
 # fp64 is not offered to users as a target dtype; the session uses it for the noise-floor reference.
 CAST_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+# tf32: fp32 weights and activations, with TF32 (CUDA) or HF32 (Ascend) matmuls and convolutions (numerics.py)
+TF32 = "tf32"
 AUTOCAST_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
 TORCH_DEVICES = ("cpu", "cuda", "npu", "xpu", "mps")
-TORCH_DTYPES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
+TORCH_DTYPES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16", TF32)
 
 
 def probe(spec: TargetSpec) -> None:
+    if spec.dtype == TF32 and spec.device not in TF32_DEVICES:
+        raise DeviceUnavailableError(f"{spec.label}: tf32 is a matmul mode of CUDA (TF32) and Ascend (HF32) devices; "
+                                     f"{spec.device} has none, so fp32 is what it runs", cli_hint="--target SPEC")
     check_device(spec.device, spec.index)
 
 
-@register_backend("eager", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe)
+@register_backend("eager", devices=TORCH_DEVICES, dtypes=TORCH_DTYPES, layer_pass="eager", probe=probe, keeps_fp32=True)
 class EagerBackend:
     def __init__(self, spec: TargetSpec):
-        check_device(spec.device, spec.index)
+        probe(spec)
         self.spec = spec
         self.device = torch.device(spec.device_string)
         self.model: nn.Module | None = None
@@ -38,13 +47,17 @@ class EagerBackend:
 
     def prepare(self, model: nn.Module, example: Tensors) -> None:
         make_current(self.device)
-        self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
+        if self.spec.keep_fp32:  # the named modules stay fp32 (precision.py); the others take the dtype
+            cast = self.parameter_dtype if self.spec.dtype in CAST_DTYPES else None
+            self.model = keep_fp32(copy.deepcopy(model).to(self.device), self.spec.keep_fp32, cast).eval()
+        else:
+            self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
 
     def place(self, batch: Tensors) -> dict[str, torch.Tensor]:
         return cast_inputs(batch, self.device, self.parameter_dtype)
 
     def forward(self, placed: Tensors) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode(), self.autocast(), self.matmul_mode():
             return self.model(**placed)
 
     def run(self, batch: Tensors) -> dict[str, torch.Tensor]:
@@ -64,8 +77,18 @@ class EagerBackend:
             "device_name": device_name(self.device),
             "dtype": self.spec.dtype,
             "autocast": self.spec.dtype in AUTOCAST_DTYPES,
+            "kept_in_fp32": list(self.spec.keep_fp32),
+            "numerics": self.numerics(),
             "torch": torch.__version__,
         }
+
+    def numerics(self) -> dict[str, Any]:
+        """The settings in force while this side's forward runs."""
+        with self.matmul_mode():
+            return numerics.torch_settings(self.device.type)
+
+    def matmul_mode(self):
+        return numerics.tf32(self.device.type) if self.spec.dtype == TF32 else contextlib.nullcontext()
 
     def autocast(self):
         if self.spec.dtype in AUTOCAST_DTYPES:

@@ -12,6 +12,7 @@ from torch import nn
 from .. import inputs
 from ..config import InputSpec, WeightsSpec
 from ..errors import ModelNotFoundError
+from ..labelled import has_labels, imagenet_synsets
 from ..models import LoadedModel, ModelIdentity, count_parameters, register_family, seeded_build
 from ..weights import load_weights
 
@@ -96,7 +97,8 @@ class TimmFamily:
                            num_parameters=count_parameters(model), family=self)
 
     def build_inputs(self, loaded: LoadedModel, spec: InputSpec) -> inputs.InputSet:
-        return inputs.images(spec, loaded.data_config, INPUT_NAME)
+        synsets = imagenet_synsets(loaded.network) if has_labels(spec) else None
+        return inputs.images(spec, loaded.data_config, INPUT_NAME, synsets)
 
 
 def _suggest(name: str, known: list[str]) -> str:

@@ -26,6 +26,22 @@ def number(value: float | None, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
+def criterion_figures(verdict) -> str:
+    """A CriterionVerdict's deciding figures in one line, the same in every language (the quantities are
+    named as in summary.json): `logits: cosine_similarity 0.987 < 0.99, max_abs_diff 0.02 > 0.001`."""
+    text = ", ".join(_term(term) for term in verdict.terms)
+    return f"{verdict.output}: {text}" if verdict.output else text
+
+
+def _term(term) -> str:
+    if term.measured is None:
+        return term.quantity
+    if not term.relation:  # context: a count or a tolerance, as given
+        return f"{term.quantity} {term.measured:g}"
+    measured = str(int(term.measured)) if float(term.measured).is_integer() else number(term.measured)
+    return f"{term.quantity} {measured} {term.relation} {term.limit:g}"
+
+
 def milliseconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f} ms"
 
@@ -70,3 +86,20 @@ def code_cell(text: object) -> str:
 def code_fence(text: object) -> str:
     """A fence for a code block holding `text`: longer than any run of backticks in it, so it stays open."""
     return "`" * max(3, max((len(run) for run in re.findall(r"`+", str(text))), default=0) + 1)
+
+
+def verdict_table(result) -> tuple[tuple[str, ...], list[tuple[str, list[tuple[str, str]]]]]:
+    """The targets × criteria table: the criteria asked for, and per target its label and one (status,
+    deciding figures) cell per criterion; a target that raised has ERROR and its error in every cell."""
+    names = result.config.criteria.presets
+    return names, [(target.label, [_verdict_cell(target, name) for name in names]) for target in result.targets]
+
+
+def _verdict_cell(target, name: str) -> tuple[str, str]:
+    if target.error:
+        return target.status, target.error
+    verdict = next((v for v in target.criteria_verdicts if v.criterion == name), None)
+    if verdict is not None:
+        return verdict.status, criterion_figures(verdict)
+    # a summary written before criteria were recorded: portproof's rules decided its status
+    return (target.status, "") if name == "portproof" and not target.criteria_verdicts else ("—", "")

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..results import CheckResult
 from . import plots
-from .formatting import device_name, milliseconds, number, share, visible_controls
-from .i18n import input_items, pretrained_value, random_weights_detail, texts, verdict_reasons
+from .formatting import criterion_figures, device_name, milliseconds, number, share, verdict_table, visible_controls
+from .i18n import (conclusion_reasons, input_items, numerics_lines, pretrained_value, random_weights_detail, rescue_lines,
+                   texts, verdict_reasons)
 from .load import SUMMARY_ONLY_NOTE
 from .summary_json import scoring_fields
 
@@ -62,6 +63,9 @@ def render(result: CheckResult, lang: str = "en", source: str = "this run") -> s
         cards=_cards(result, t),
         noise_floor=_noise_floor(result, t),
         comparison=_comparison(result, t),
+        criteria=_criteria(result, t),
+        accuracy=_accuracy(result, t),
+        rescue=rescue_lines(result, t),
         figures=_figures(result, t) if plots.available() else None,
         run_result=_run_result(result, t),
         scoring=_scoring(result, t),
@@ -94,9 +98,50 @@ def _shown_as_text(value: Any) -> Any:
 def _verdicts(result: CheckResult, t: dict, lang: str) -> list[dict]:
     main_output = result.model.classifier_output or result.model.output_names[0]
     return [{"status": target.status, "label": target.label, "figures": " · ".join(_verdict_figures(target, main_output, t)),
-             "error": target.error,
-             "reasons": [reason for c in target.comparisons for reason in verdict_reasons(c, result.config.criteria, lang)]}
+             "error": target.error, "reasons": _deciding(target, t) + [
+                 reason for c in target.comparisons for reason in verdict_reasons(c, result.config.criteria, lang)]}
             for target in result.targets]
+
+
+def _deciding(target, t: dict) -> list[tuple[bool, str]]:
+    """The deciding criterion's verdict, as the banner's first reason, when it is not portproof's own rules."""
+    deciding = target.criteria_verdicts[0] if target.criteria_verdicts else None
+    if deciding is None or deciding.criterion == "portproof":
+        return []
+    return [(deciding.passed, t["decided_by"].format(criterion=deciding.criterion, figures=criterion_figures(deciding)))]
+
+
+def _criteria(result: CheckResult, t: dict) -> dict:
+    names, rows = verdict_table(result)
+    return {"intro": t["criteria_intro"].format(first=names[0]), "header": [t["target_col"], *names],
+            "rows": [[Cell(label), *[Cell(f"{status} {figures}".strip(), "verdict " + status.lower()) for status, figures in row]]
+                     for label, row in rows]}
+
+
+def _accuracy(result: CheckResult, t: dict) -> dict | None:
+    reference = result.reference.accuracy
+    if reference is None:
+        return None
+    inputs = result.inputs
+    header = [t["side"], t["top1_accuracy"], t["top5_accuracy"], t["accuracy_ratio"], t["changed"], t["right_to_wrong"],
+              t["wrong_to_right"]]
+    rows = [[Cell(f"{t['reference']} {result.reference.label}"),
+             *[Cell(text, "num") for text in (share(reference.top1), share(reference.top5), "1", "", "", "")]]]
+    changes = []
+    for target in result.targets:
+        if target.accuracy is not None:
+            a = target.accuracy
+            rows.append([Cell(f"{t['target']} {target.label}"), *[Cell(text, "num") for text in (
+                share(a.accuracy.top1), share(a.accuracy.top5), number(a.ratio), str(a.changed), str(a.right_to_wrong),
+                str(a.wrong_to_right))]])
+            changes += [[Cell(target.label), Cell(c.file, "mono"), *[Cell(str(n), "num") for n in (c.label, c.reference, c.target)],
+                         Cell(t[c.kind])] for c in a.first_changes]
+    unreadable = (t["accuracy_unreadable"].format(n=len(reference.unreadable), files=", ".join(reference.unreadable))
+                  if reference.unreadable else None)
+    return {"intro": t["accuracy_intro"].format(n=inputs.labelled_samples, source=inputs.label_source, batch=inputs.batch_size),
+            "unreadable": unreadable, "header": header, "rows": rows,
+            "changes": {"header": [t["target_col"], t["file"], t["label"], t["reference_class"], t["target_class"], t["change"]],
+                        "rows": changes}}
 
 
 def _verdict_figures(target, main_output: str, t: dict) -> list[str]:
@@ -252,7 +297,7 @@ def _run_result(result: CheckResult, t: dict) -> dict:
     timing = result.config.timing
     note = (t["latency_note"].format(batch=result.inputs.batch_size, warmup=timing.warmup, iters=timing.iters)
             if timing.enabled else t["no_bench"])
-    return {"header": header, "rows": rows, "note": note}
+    return {"header": header, "rows": rows, "note": note, "numerics": numerics_lines(result, t)}
 
 
 def _scoring(result: CheckResult, t: dict) -> dict:
@@ -272,11 +317,7 @@ def _conclusion(result: CheckResult, t: dict, lang: str) -> list[dict]:
     lines = []
     for target in result.targets:
         verdict = t[{"PASS": "pass_line", "FAIL": "fail_line"}.get(target.status, "error_line")].format(label=target.label)
-        if target.error:
-            detail = target.error
-        else:
-            detail = "; ".join(s for c in target.comparisons for held, s in verdict_reasons(c, result.config.criteria, lang)
-                               if not held or target.status == "PASS")
+        detail = target.error or "; ".join(conclusion_reasons(target, result.config.criteria, lang))
         lines.append({"status": target.status, "verdict": verdict, "detail": detail})
     return lines
 

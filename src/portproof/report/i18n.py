@@ -13,11 +13,34 @@ from __future__ import annotations
 from .. import rules
 from ..config import Criteria
 from ..results import RANDOM_WEIGHTS_BANNER, OutputComparison
+from .formatting import criterion_figures
 
 LANGUAGES = ("en", "zh")
 
 _EN = {
     "html_lang": "en",
+    "criteria_heading": "Verdict by criterion",
+    "criteria_intro": "Each cell: the target's verdict under that criterion, and the measured quantities that decided "
+                      "it. The first criterion, {first}, decides the target's status and the exit code; the formulas and "
+                      "their sources are in the README, under Criteria.",
+    "decided_by": "judged by {criterion}: {figures}",
+    "accuracy_heading": "Task accuracy",
+    "accuracy_intro": "{n} labelled images ({source}), every one through every side, {batch} at a time. A change is "
+                      "an image whose top-1 class on the target differs from the reference's.",
+    "accuracy_unreadable": "Left out as unreadable ({n}): {files}",
+    "top1_accuracy": "top-1 accuracy",
+    "top5_accuracy": "top-5 accuracy",
+    "accuracy_ratio": "top-1 ratio (target / reference)",
+    "changed": "changed predictions",
+    "right_to_wrong": "right → wrong",
+    "wrong_to_right": "wrong → right",
+    "wrong_to_wrong": "wrong → wrong",
+    "first_changes": "The first changed predictions, in file order:",
+    "file": "file",
+    "label": "label",
+    "reference_class": "reference's class",
+    "target_class": "target's class",
+    "change": "change",
     "title": "{model} port report",
     "subtitle": "{targets} against the reference {reference}",
     "report_heading": "{model} port report: {targets} against {reference}",
@@ -76,6 +99,14 @@ _EN = {
     "partial": "Partial load allowed: {missing} missing, {unexpected} unexpected keys",
     "searched": "Searched",
     "input_line": "{kind}: {n} samples of shape {shape}, batch size {batch}, seed {seed}",
+    "rescue": "Precision rescue",
+    "numerics_line": "Numerics settings in force — {side}: {settings}; prepared in {prepare}",
+    "rescue_outcome": "rescue of {target}: {outcome}: {reason}",
+    "rescue_modules": "kept in fp32 ({n}): {modules}",
+    "rescue_target": "rescued target: {spec} (its row above); latency {before} without, {after} with the rescue ({cost})",
+    "rescue_cost": "{cost:.2f}x the cost",
+    "rescue_apply": "apply it: portproof check --target '{spec}'; in Python: portproof.keep_fp32(model, {names}, {dtype})",
+    "rescue_search": "search: {candidates} modules ranked by the layer pass's local error, {evaluations} variants judged",
     "files": "Files",
     "sentences": "Sentences",
     "padding": "Padding",
@@ -152,6 +183,27 @@ _EN = {
 
 _ZH = {
     "html_lang": "zh-CN",
+    "criteria_heading": "各判定标准下的结论",
+    "criteria_intro": "每格为目标端在该判定标准下的结论，以及决定结论的测量值。第一个判定标准 {first} 决定目标端的状态和"
+                      "退出码；各标准的公式与出处见 README 的 Criteria 一节。",
+    "decided_by": "按 {criterion} 判定：{figures}",
+    "accuracy_heading": "任务精度",
+    "accuracy_intro": "{n} 张带标签的图像（{source}），每张都在每一端运行，每批 {batch} 张。“预测改变”指目标端的 top-1 类别"
+                      "与参考端不同的图像。",
+    "accuracy_unreadable": "无法读取、未计入（{n} 张）：{files}",
+    "top1_accuracy": "top-1 精度",
+    "top5_accuracy": "top-5 精度",
+    "accuracy_ratio": "top-1 精度比（目标端 / 参考端）",
+    "changed": "预测改变",
+    "right_to_wrong": "对 → 错",
+    "wrong_to_right": "错 → 对",
+    "wrong_to_wrong": "错 → 错",
+    "first_changes": "最先改变的预测（按文件顺序）：",
+    "file": "文件",
+    "label": "标签",
+    "reference_class": "参考端类别",
+    "target_class": "目标端类别",
+    "change": "变化",
     "title": "{model} 适配报告",
     "subtitle": "{targets} 对比参考 {reference}",
     "report_heading": "{model} 适配报告：{targets} 对比 {reference}",
@@ -208,6 +260,14 @@ _ZH = {
     "partial": "允许部分加载：缺少 {missing} 个键，多出 {unexpected} 个键",
     "searched": "已查找",
     "input_line": "{kind}：{n} 个样本，形状 {shape}，batch size {batch}，种子 {seed}",
+    "rescue": "精度挽救",
+    "numerics_line": "生效的数值设置 —— {side}：{settings}；准备耗时 {prepare}",
+    "rescue_outcome": "{target} 的精度挽救：{outcome}：{reason}",
+    "rescue_modules": "保持 fp32 的模块（{n} 个）：{modules}",
+    "rescue_target": "挽救后的目标：{spec}（见上表）；时延 挽救前 {before}，挽救后 {after}（{cost}）",
+    "rescue_cost": "代价为 {cost:.2f} 倍",
+    "rescue_apply": "用法：portproof check --target '{spec}'；Python 中：portproof.keep_fp32(model, {names}, {dtype})",
+    "rescue_search": "搜索：按逐层对比的局部误差排序的 {candidates} 个模块，判定了 {evaluations} 个变体",
     "files": "文件",
     "sentences": "句子",
     "padding": "填充",
@@ -304,6 +364,18 @@ def random_weights_detail(weights, t: dict[str, str]) -> str:
     return t["random_detail"].format(seed=weights.random_seed)
 
 
+def conclusion_reasons(target, criteria: Criteria, lang: str) -> list[str]:
+    """The sentences behind a target's verdict in the conclusion: all of the rules for a PASS, the broken ones
+    for a FAIL; led by the deciding criterion's figures when that is not portproof's own rules."""
+    t = texts(lang)
+    reasons = [sentence for c in target.comparisons for held, sentence in verdict_reasons(c, criteria, lang)
+               if not held or target.status != "FAIL" or target.verdict.passed]
+    deciding = target.criteria_verdicts[0] if target.criteria_verdicts else None
+    if deciding is not None and deciding.criterion != "portproof":
+        reasons.insert(0, t["decided_by"].format(criterion=deciding.criterion, figures=criterion_figures(deciding)))
+    return reasons
+
+
 def verdict_reasons(comparison: OutputComparison, criteria: Criteria, lang: str) -> list[tuple[bool, str]]:
     """Each verdict rule applied to one output, as (held, sentence), worded by the rule itself (rules.py)."""
     return rules.reasons(comparison, criteria.rules(), lang)
@@ -321,3 +393,45 @@ def input_items(result, t: dict) -> list[tuple[str, str]]:
     rows += [(t["padding"], t["padding_line"].format(output=output, mask=mask))
              for output, mask in result.model.output_masks.items()]
     return rows
+
+
+TORCH_DTYPES = {"fp16": "torch.float16", "bf16": "torch.bfloat16", "amp-fp16": "None", "amp-bf16": "None"}
+
+
+def rescue_lines(result, t: dict) -> list[str]:
+    """What a precision rescue found, as lines (terminal, report.md, report.html); [] without one."""
+    found = result.rescue
+    if found is None:
+        return []
+    lines = [t["rescue_outcome"].format(target=found.target, outcome=found.outcome, reason=found.reason)]
+    if found.modules:
+        spec = found.rescued_target or ""
+        dtype = spec.partition("/")[2].partition("+")[0]
+        cost = t["rescue_cost"].format(cost=found.latency_cost) if found.latency_cost else "n/a"
+        lines += [t["rescue_modules"].format(n=len(found.modules), modules=", ".join(found.modules)),
+                  t["rescue_target"].format(spec=spec, before=_ms(found.latency_before_ms), after=_ms(found.latency_after_ms),
+                                            cost=cost),
+                  t["rescue_apply"].format(spec=spec, names=list(found.modules), dtype=TORCH_DTYPES.get(dtype, dtype))]
+    if found.candidates:
+        lines.append(t["rescue_search"].format(candidates=found.candidates, evaluations=found.evaluations))
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.3f} ms" if value is not None else "n/a"
+
+
+def numerics_lines(result, t: dict) -> list[str]:
+    """One line per side: the numerics settings its description recorded, and its prepare time (copy, cast,
+    export or compile)."""
+    sides = [(f"{t['reference']} {result.reference.label}", result.reference.description)]
+    sides += [(f"{t['target']} {target.label}", target.description) for target in result.targets]
+    lines = []
+    for side, description in sides:
+        settings = (description or {}).get("numerics") or {}
+        prepare = (description or {}).get("prepare_s")
+        if settings or prepare is not None:
+            shown = ", ".join(f"{key}={value}" for key, value in settings.items()) or "n/a"
+            lines.append(t["numerics_line"].format(side=side, settings=shown,
+                                                   prepare=f"{prepare:.2f} s" if prepare is not None else "n/a"))
+    return lines

@@ -23,14 +23,17 @@ from ..errors import SummaryError
 from ..results import (
     SCHEMA_VERSION,
     CheckResult,
+    CriterionVerdict,
     DiffHistogram,
     LatencyStats,
     ModelInfo,
     Outcome,
     OutputComparison,
+    PredictionChange,
     TargetResult,
     TopKAgreement,
 )
+from ..criteria import registered
 from ..rules import RULE_TYPES
 from .formatting import visible_controls
 from .i18n import LANGUAGES
@@ -300,6 +303,12 @@ def _not_empty(value: Any) -> str | None:
     return None if value else "expected at least one item"
 
 
+def _criteria(names: tuple[str, ...]) -> str | None:
+    """Criteria by name, each one registered here (a plugin's too): the report words each by its name."""
+    unknown = [name for name in names if name not in registered()]
+    return f"expected criteria among {', '.join(registered())}" if unknown or not names else None
+
+
 # What the writers rely on beyond the type hints: a status becomes a CSS class and picks the verdict's
 # words, the language picks the texts, a rule's name its sentence; these numbers are printed, counted or
 # drawn with (timings, histograms), so the null that stands for a non-finite number elsewhere cannot stand
@@ -311,6 +320,9 @@ VALUE_CHECKS: dict[tuple[type, str], Callable[[Any], str | None]] = {
     (ModelInfo, "output_names"): _not_empty,
     (OutputSpec, "lang"): _one_of(*LANGUAGES),
     (Outcome, "rule"): _one_of(*RULE_TYPES),
+    (CriterionVerdict, "criterion"): lambda name: _criteria((name,)),
+    (Criteria, "presets"): _criteria,
+    (PredictionChange, "kind"): _one_of("right_to_wrong", "wrong_to_right", "wrong_to_wrong"),
     (Criteria, "min_cosine"): _a_number,
     (Criteria, "max_rel_l2"): _a_number,
     **{(TopKAgreement, name): _a_share for name in ("top1_agreement", "topk_agreement", "tie_aware_top1_agreement")},

@@ -10,10 +10,20 @@ from __future__ import annotations
 import json
 
 from ..results import CheckResult
-from .formatting import code_cell, code_fence, device_name, milliseconds, number, share, visible_controls
+from .formatting import (
+    code_cell,
+    code_fence,
+    device_name,
+    milliseconds,
+    number,
+    share,
+    verdict_table,
+    visible_controls,
+)
 from .formatting import code_span as code
 from .formatting import escape_markdown as esc
-from .i18n import input_items, pretrained_value, random_weights_detail, texts, verdict_reasons
+from .i18n import (conclusion_reasons, input_items, numerics_lines, pretrained_value, random_weights_detail, rescue_lines,
+                   texts)
 from .plots import layer_reports
 from .summary_json import scoring_fields
 
@@ -50,7 +60,11 @@ def render(result: CheckResult, lang: str = "en") -> str:
     ])
     out += _run_result(result, t)
     out += _comparison(result, t)
+    out += _criteria(result, t)
+    out += _accuracy(result, t)
     out += _layers(result, t)
+    if result.rescue is not None:
+        out += _section(t, t["rescue"], [(None, esc(line)) for line in rescue_lines(result, t)])
     out += _scoring(result, t)
     out += _conclusion(result, t, lang)
     return "\n".join(out) + "\n"
@@ -118,6 +132,7 @@ def _run_result(result: CheckResult, t: dict) -> list[str]:
     note = (t["latency_note"].format(batch=result.inputs.batch_size, warmup=timing.warmup, iters=timing.iters)
             if timing.enabled else t["no_bench"])
     lines = [f"## {t['run_result']}", "", *_table(header, rows), "", note, ""]
+    lines += [f"- {esc(line)}" for line in numerics_lines(result, t)] + [""]
     for target in result.targets:
         if target.error:
             lines += [f"**{t['raised'].format(label=esc(target.label))}** {esc(target.error)}", ""]
@@ -143,6 +158,43 @@ def _comparison(result: CheckResult, t: dict) -> list[str]:
              share(c.topk.top1_agreement) if c.topk else "—", share(c.topk.topk_agreement) if c.topk else "—"]
             for target in result.targets for c in target.comparisons]
     return lines + _table(header, rows) + ["", t["full_comparison"], ""]
+
+
+def _criteria(result: CheckResult, t: dict) -> list[str]:
+    """The verdict table: targets × criteria, each cell the verdict and the figures that decided it."""
+    names, rows = verdict_table(result)
+    cells = [[esc(label), *[f"**{status}** {esc(figures)}".strip() for status, figures in row]] for label, row in rows]
+    intro = t["criteria_intro"].format(first=code(names[0]))
+    return [f"## {t['criteria_heading']}", "", intro, "", *_table([t["target_col"], *map(esc, names)], cells), ""]
+
+
+def _accuracy(result: CheckResult, t: dict) -> list[str]:
+    """Top-1 / top-5 of every side on the labelled images, the ratio, and the predictions that changed."""
+    reference = result.reference.accuracy
+    if reference is None:
+        return []
+    inputs = result.inputs
+    lines = [f"## {t['accuracy_heading']}", "",
+             t["accuracy_intro"].format(n=inputs.labelled_samples, source=esc(inputs.label_source),
+                                        batch=inputs.batch_size), ""]
+    if reference.unreadable:
+        lines += [t["accuracy_unreadable"].format(n=len(reference.unreadable), files=esc(", ".join(reference.unreadable))), ""]
+    header = [t["side"], t["top1_accuracy"], t["top5_accuracy"], t["accuracy_ratio"], t["changed"], t["right_to_wrong"],
+              t["wrong_to_right"]]
+    rows = [[f"{t['reference']} {esc(result.reference.label)}", share(reference.top1), share(reference.top5), "1", "", "", ""]]
+    changes = []
+    for target in result.targets:
+        if target.accuracy is not None:
+            a = target.accuracy
+            rows.append([f"{t['target']} {esc(target.label)}", share(a.accuracy.top1), share(a.accuracy.top5),
+                         number(a.ratio, 6), str(a.changed), str(a.right_to_wrong), str(a.wrong_to_right)])
+            changes += [[esc(target.label), code_cell(c.file), str(c.label), str(c.reference), str(c.target), t[c.kind]]
+                        for c in a.first_changes]
+    lines += [*_table(header, rows), ""]
+    if changes:
+        header = [t["target_col"], t["file"], t["label"], t["reference_class"], t["target_class"], t["change"]]
+        lines += [t["first_changes"], "", *_table(header, changes), ""]
+    return lines
 
 
 def _layers(result: CheckResult, t: dict) -> list[str]:
@@ -199,8 +251,7 @@ def _conclusion(result: CheckResult, t: dict, lang: str) -> list[str]:
         if target.error:
             lines.append(head + esc(target.error))
             continue
-        reasons = [sentence for c in target.comparisons for held, sentence in verdict_reasons(c, result.config.criteria, lang)
-                   if not held or target.status != "FAIL"]
+        reasons = conclusion_reasons(target, result.config.criteria, lang)
         lines.append(head + t["semicolon"].join(esc(s) for s in reasons) + t["period"])
     if result.random_weights:
         lines.append(f"- {t['random_conclusion'].format(banner=t['random_banner'])}")

@@ -256,24 +256,43 @@ def _png(figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    _thin_log_ticks(figure)
+    _log_ticks(figure)
     buffer = io.BytesIO()
     # no metadata: the same result gives the same bytes
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
 
-def _thin_log_ticks(figure) -> None:
-    """Log axes spanning many decades get a major tick every few decades and no minor ticks: the same
-    reading, and laying out hundreds of tick labels was most of the time spent drawing (measured)."""
-    from matplotlib.ticker import LogLocator, NullLocator
+def _log_ticks(figure) -> None:
+    """Log axes label their decades as plain text (10⁻³): matplotlib's own labels are mathtext, which
+    `text.parse_math=False` (see _figure) would show raw. Axes spanning many decades get a major tick every few
+    decades and no minor ticks: the same reading, and laying out hundreds of tick labels was most of the time
+    spent drawing (measured)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     for ax in figure.axes:
         for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if axis.get_scale() != "log":
+                continue
+            axis.set_major_formatter(FuncFormatter(lambda value, _: power_of_ten(value)))
+            axis.set_minor_formatter(NullFormatter())
             low, high = sorted(limits)
-            if axis.get_scale() == "log" and low > 0 and high / low > 1e3:
+            if low > 0 and high / low > 1e3:
                 axis.set_major_locator(LogLocator(numticks=8))
                 axis.set_minor_locator(NullLocator())
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float) -> str:
+    """10ⁿ for an exact power of ten, else the value in short form."""
+    if value <= 0:
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) < 1e-9:
+        return "10" + str(int(round(exponent))).translate(SUPERSCRIPTS)
+    return f"{value:g}"
 
 
 def layer_reports(result: CheckResult) -> list[Any]:

@@ -28,6 +28,8 @@ def summary(result: CheckResult) -> dict[str, Any]:
         "criteria": result.config.criteria,
         "reference": result.reference,
         "targets": [target_entry(t) for t in result.targets],
+        "rescue": None if result.rescue is None else {**to_jsonable(result.rescue),
+                                                      "latency_cost": result.rescue.latency_cost},
         "environment": result.environment,
         "settings": result.config,
         "started_at": result.started_at,

@@ -5,6 +5,7 @@ them or reading a thousand of them stays light. The arithmetic that fills these 
 layers.py and timing.py; the rules that judge them in rules.py.
 """
 
+from .accuracy import Accuracy, PredictionChange, TargetAccuracy
 from .check import (
     RANDOM_WEIGHTS_BANNER,
     SCHEMA_VERSION,
@@ -16,11 +17,14 @@ from .check import (
     TargetResult,
     WeightsProvenance,
 )
+from .criteria import CriterionVerdict, Term
 from .comparison import DiffHistogram, NonFiniteCounts, OutputComparison, Outcome, TopKAgreement, Verdict
 from .layers import LayerMetrics, LayerReport, LayerRow
+from .rescue import RescueResult
+from .tune import TuneResult, TuneRow
 
 __all__ = [
-    "RANDOM_WEIGHTS_BANNER", "SCHEMA_VERSION", "CheckResult", "DiffHistogram", "InputInfo", "LatencyStats",
+    "RANDOM_WEIGHTS_BANNER", "SCHEMA_VERSION", "Accuracy", "CheckResult", "CriterionVerdict", "DiffHistogram", "InputInfo", "LatencyStats",
     "LayerMetrics", "LayerReport", "LayerRow", "ModelInfo", "NonFiniteCounts", "Outcome", "OutputComparison",
-    "ReferenceResult", "TargetResult", "TopKAgreement", "Verdict", "WeightsProvenance",
+    "PredictionChange", "ReferenceResult", "RescueResult", "TuneResult", "TuneRow", "TargetAccuracy", "TargetResult", "Term", "TopKAgreement", "Verdict", "WeightsProvenance",
 ]

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import CheckConfig
+from .accuracy import Accuracy, TargetAccuracy
 from .comparison import OutputComparison, Verdict
+from .criteria import CriterionVerdict
 from .layers import LayerReport
+from .rescue import RescueResult
 
 SCHEMA_VERSION = "1.0"
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS — numerics check only, not a scoring report"
@@ -93,6 +96,9 @@ class InputInfo:
     # every input by name: shape and dtype ("float32", "int64", ...), in the order the model takes them
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
+    # labelled inputs (README "Task accuracy"): how many images, and where their labels came from
+    labelled_samples: int | None = None
+    label_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,13 @@ class ReferenceResult:
     latency: LatencyStats | None
     # rel_l2 of this fp32 reference against a float64 run of the same model, per output (the noise floor)
     rel_l2_vs_fp64: dict[str, float] | None
+    accuracy: Accuracy | None = None  # on the labelled inputs, when there are any
 
 
 @dataclass(frozen=True)
 class TargetResult:
     label: str
-    status: str  # "PASS" | "FAIL" | "ERROR"
+    status: str  # "PASS" | "FAIL" (by the first criterion of criteria_verdicts) | "ERROR"
     description: dict[str, Any]
     comparisons: tuple[OutputComparison, ...] = ()
     verdict: Verdict | None = None
@@ -116,6 +123,8 @@ class TargetResult:
     speedup: float | None = None  # reference median latency / target median latency
     error: str | None = None
     layers: LayerReport | None = None  # with --layers: the module-by-module comparison
+    criteria_verdicts: tuple[CriterionVerdict, ...] = ()  # one per criterion asked for, in the order asked
+    accuracy: TargetAccuracy | None = None  # on the labelled inputs, against the reference's predictions
 
     def comparison(self, name: str) -> OutputComparison | None:
         return next((c for c in self.comparisons if c.name == name), None)
@@ -138,6 +147,7 @@ class CheckResult:
     # Kept only with --save-tensors: {"inputs": {...}, "reference": {...}, "target-0": {...}, ...} of torch
     # tensors (typed Any: this module imports no torch)
     tensors: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    rescue: RescueResult | None = None  # `portproof rescue`: what the precision rescue found
     # what third-party code printed while the sides ran, written beside the reports (runtime_output.log)
     captured_output: str | None = field(default=None, repr=False)
 

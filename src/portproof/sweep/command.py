@@ -37,9 +37,6 @@ def add_commands(commands, add_run_options) -> None:
     group.add_argument("--workers", type=int, default=S, metavar="N",
                        help="checks run at once on this machine (default: one per accelerator device of the targets, "
                             "or half the cores on the CPU)")
-    group.add_argument("--threads-per-model", type=int, default=S, metavar="N",
-                       help="torch threads of each check (default: the cores divided by --workers; on Ray 1), and "
-                            "the CPUs each Ray task asks for")
     group.add_argument("--timeout-per-model", type=float, default=S, metavar="S",
                        help="seconds one model's whole check may take before it is stopped and its row is ERROR "
                             "(default 7200)")
@@ -118,7 +115,7 @@ def _sweep_config(args: argparse.Namespace, argv: list[str]):
 
     given = vars(args)
     check = cli.config_from_args(args, argv)
-    for option, low in (("limit", 1), ("workers", 1), ("threads_per_model", 1)):
+    for option, low in (("limit", 1), ("workers", 1)):
         if option in given and given[option] < low:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least {low}, got {given[option]}")
     if "timeout_per_model" in given and not 0 < given["timeout_per_model"] <= threading.TIMEOUT_MAX:
@@ -134,7 +131,7 @@ def _sweep_config(args: argparse.Namespace, argv: list[str]):
         raise ConfigError("on Ray, give accelerator targets without a device index: Ray gives each task its device",
                           cli_hint="--target npu rather than --target npu:1")
     models = select_models(args.models, given.get("limit"))
-    fields = {"workers": "workers", "threads_per_model": "threads_per_model", "timeout_per_model": "timeout_per_model_s",
+    fields = {"workers": "workers", "timeout_per_model": "timeout_per_model_s",
               "force": "force", "ray": "ray_address", "baseline": "baseline"}
     return SweepConfig(models=models, check=check, directory=given["out"], factors=factors, models_spec=args.models,
                        **{field: given[option] for option, field in fields.items() if option in given})
@@ -167,7 +164,7 @@ def _ray_connection(sweep):
     @contextlib.contextmanager
     def connected_with_resources():
         with on_ray.connected(sweep.ray_address) as ray:
-            on_ray.check_resources(ray, sweep.accelerators(), sweep.threads_per_model or 1)
+            on_ray.check_resources(ray, sweep.accelerators(), sweep.check.threads or 1)
             yield
 
     return connected_with_resources()

@@ -82,7 +82,7 @@ def check_resources(ray, devices: tuple[str, ...], threads: int) -> None:
     if not any(all(node.get(name, 0) >= amount for name, amount in asked.items() if amount) for node in nodes):
         shown = ", ".join(f"{amount:g} {name}" for name, amount in asked.items() if amount)
         raise PlatformError(f"no node of the Ray cluster offers what one model's check asks for ({shown}); add such "
-                            "nodes, or lower --threads-per-model", cli_hint="--threads-per-model N")
+                            "nodes, or lower --threads", cli_hint="--threads N")
 
 
 def run_task(task: ModelTask) -> ModelOutcome:
@@ -92,14 +92,14 @@ def run_task(task: ModelTask) -> ModelOutcome:
     return run_model(replace(task, environment={**task.environment, **given}))
 
 
-def run_on_ray(tasks: list[ModelTask], devices: tuple[str, ...]) -> Iterator[ModelOutcome]:
+def run_on_ray(tasks: list[ModelTask], devices: tuple[str, ...], threads: int) -> Iterator[ModelOutcome]:
     """The tasks on the connected Ray cluster, outcomes as they finish; closing the iterator cancels the rest."""
     import ray
 
     remote = ray.remote(run_task)
     pending = {}
     for task in tasks:
-        pending[remote.options(**resources(devices, task.threads or 1)).remote(task)] = task
+        pending[remote.options(**resources(devices, threads)).remote(task)] = task
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)  # short: signals act at once

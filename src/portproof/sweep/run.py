@@ -32,6 +32,8 @@ class SweepProgress(Protocol):
 
 def run_sweep(sweep: SweepConfig, progress: SweepProgress, baseline: SweepResult | None = None) -> SweepResult:
     started_at, clock = _now(), time.perf_counter()
+    if sweep.ray_address is None:
+        sweep = sweep_settings.with_local_threads(sweep)
     rows: dict[str, ModelRow] = {}
     to_run = []
     for model in sweep.models:
@@ -45,14 +47,12 @@ def run_sweep(sweep: SweepConfig, progress: SweepProgress, baseline: SweepResult
         from . import on_ray
 
         where = f"Ray cluster {sweep.ray_address}"
-        threads = sweep.threads_per_model or 1
-        tasks = [ModelTask(c.model.name, c, sweep.timeout_per_model_s, threads) for c in to_run]
-        outcomes = on_ray.run_on_ray(tasks, sweep.accelerators())
+        tasks = [ModelTask(c.model.name, c, sweep.timeout_per_model_s) for c in to_run]
+        outcomes = on_ray.run_on_ray(tasks, sweep.accelerators(), sweep.check.threads or 1)
     else:
         workers = min(sweep_settings.local_workers(sweep), max(1, len(to_run)))
         where = f"{workers} local worker{'s' if workers > 1 else ''}"
-        threads = sweep_settings.threads_per_model(sweep, workers)
-        tasks = [ModelTask(c.model.name, c, sweep.timeout_per_model_s, threads) for c in to_run]
+        tasks = [ModelTask(c.model.name, c, sweep.timeout_per_model_s) for c in to_run]
         environments = [sweep_settings.slot_environment(sweep, slot, workers) for slot in range(workers)]
         outcomes = run_locally(tasks, workers, environments, progress.started, progress.step)
     progress.begin(len(to_run), len(rows), where)
@@ -120,7 +120,7 @@ def _settings(sweep: SweepConfig) -> dict:
     check.pop("model", None)
     check["output"].pop("directory", None)
     return {"models": sweep.models_spec, "count": len(sweep.models), "workers": sweep.workers,
-            "threads_per_model": sweep.threads_per_model, "timeout_per_model_s": sweep.timeout_per_model_s,
+            "timeout_per_model_s": sweep.timeout_per_model_s,
             "ray": sweep.ray_address, "force": sweep.force, "baseline": sweep.baseline,
             "rel_l2_factor": sweep.factors.rel_l2, "latency_factor": sweep.factors.latency, "check": check}
 

@@ -31,7 +31,6 @@ class ModelTask:
     model: str
     config: CheckConfig  # the model's check, writing to its run folder
     timeout_s: float
-    threads: int | None = None  # torch threads in the check's processes (None: as the process has)
     environment: dict[str, str] = field(default_factory=dict)  # set in the check's process (visible devices)
 
 
@@ -51,7 +50,7 @@ def run_model(task: ModelTask, cancel: threading.Event | None = None,
     started = time.monotonic()
     with tempfile.NamedTemporaryFile(prefix="portproof-model-", suffix=".log") as printed:
         try:
-            files = worker.run(check_in_own_process, (task.config, task.threads, task.environment),
+            files = worker.run(check_in_own_process, (task.config, task.environment),
                                label=f"the check of {task.model}", timeout_s=task.timeout_s, capture_path=printed.name,
                                device="cpu", batch_size=task.config.inputs.batch_size, progress=progress, cancel=cancel,
                                daemon=False)  # the check starts its sides' processes
@@ -69,15 +68,10 @@ def run_model(task: ModelTask, cancel: threading.Event | None = None,
     return ModelOutcome(task.model, files, message, time.monotonic() - started)
 
 
-def check_in_own_process(config: CheckConfig, threads: int | None, environment: dict[str, str], *,
-                         progress) -> dict[str, bytes]:
+def check_in_own_process(config: CheckConfig, environment: dict[str, str], *, progress) -> dict[str, bytes]:
     """In the model's process: the check, and its files rendered (summary.json last, so that a folder
     holding it holds the rest: it is what a resumed sweep looks for)."""
     os.environ.update(environment)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     from ..report import check_files
     from ..session import run_check
 
@@ -101,8 +95,7 @@ def run_locally(tasks: list[ModelTask], workers: int, environments: list[dict[st
             if cancel.is_set():
                 raise worker.Cancelled()
             started(task.model)
-            placed = ModelTask(task.model, task.config, task.timeout_s, task.threads,
-                               {**task.environment, **environments[slot]})
+            placed = ModelTask(task.model, task.config, task.timeout_s, {**task.environment, **environments[slot]})
             return run_model(placed, cancel, lambda message, done=None, total=None: step(task.model, message))
         finally:
             slots.put(slot)

@@ -22,7 +22,6 @@ class SweepConfig:
     check: CheckConfig  # every model's check; the model's name and its run folder are set per model
     directory: str
     workers: int | None = None  # None: one per accelerator device the targets use, or cores // 2 on the CPU
-    threads_per_model: int | None = None  # torch threads of a check; None: cores // workers (on Ray: 1)
     timeout_per_model_s: float = 7200.0  # a check that takes longer is stopped and its row is ERROR
     force: bool = False  # check again the models whose summary.json from the same settings exists
     ray_address: str | None = None  # "auto" or HOST:PORT: the checks run as Ray tasks instead of local processes
@@ -94,5 +93,9 @@ def slot_environment(sweep: SweepConfig, slot: int, workers: int) -> dict[str, s
     return environment
 
 
-def threads_per_model(sweep: SweepConfig, workers: int) -> int:
-    return sweep.threads_per_model or max(1, cpu_count() // workers)
+def with_local_threads(sweep: SweepConfig) -> SweepConfig:
+    """The sweep with its checks' torch thread count (--threads) set, when it was not given: the cores shared
+    by the local workers, so that parallel checks do not oversubscribe them."""
+    if sweep.check.threads is not None:
+        return sweep
+    return replace(sweep, check=replace(sweep.check, threads=max(1, cpu_count() // local_workers(sweep))))

@@ -1,0 +1,112 @@
+"""Does `portproof tune` find the configuration a person would, and how much faster is it than eager fp32?
+
+One run: `portproof tune MODEL --device cpu` (batch 1), then each configuration it found passing is timed by hand
+in a clean process of its own with the plain library calls a person would write (torch eager, torch.compile,
+ONNX Runtime's InferenceSession, OpenVINO's compiled model with the precision hint; no portproof code), and the
+two are printed side by side: the winner's speedup over eager fp32 as tune measured it and as timed by hand, and
+the winner's hand-timed latency over the best hand-timed passing candidate's (1.00 = tune found the fastest;
+the target is <= 1.10).
+Run: .venv/bin/python benchmarks/tune.py [--model vit_tiny_patch16_224] [--iters 100] [--budget S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HAND_TIMED = """
+import json, os, sys, tempfile, time, timm, torch
+torch.set_num_threads({threads})
+torch.manual_seed(0)
+model = timm.create_model({model!r}).eval()
+x = torch.randn(1, *model.pretrained_cfg["input_size"])
+backend, dtype = {backend!r}, {dtype!r}
+if backend in ("eager", "compile"):
+    cast = {{"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}}.get(dtype, torch.float32)
+    autocast = {{"amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}}.get(dtype)
+    model, x = model.to(cast), x.to(cast)
+    if backend == "compile":
+        model = torch.compile(model)
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            model(x)
+else:
+    path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    half = backend == "onnxruntime" and dtype == "fp16"
+    torch.onnx.export(model.half() if half else model, (x.half() if half else x,), path, dynamo=False,
+                      input_names=["x"], output_names=["y"])
+    feed = (x.half() if half else x).numpy()
+    if backend == "onnxruntime":
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = {threads}
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        run = lambda: session.run(None, {{"x": feed}})
+    else:
+        import openvino
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(path), "CPU", {{
+            "INFERENCE_PRECISION_HINT": {{"fp32": "f32", "bf16": "bf16"}}[dtype], "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": {threads}}})
+        request = compiled.create_infer_request()
+        run = lambda: request.infer({{"x": feed}})
+for _ in range({warmup}):
+    run()
+times = []
+for _ in range({iters}):
+    start = time.perf_counter(); run(); times.append((time.perf_counter() - start) * 1000)
+times.sort()
+print(json.dumps({{"median_ms": times[len(times) // 2]}}))
+"""
+
+
+def hand_time(model: str, target: str, threads: int, warmup: int, iters: int) -> float:
+    backend, _, rest = target.rpartition("@")
+    backend = backend or "eager"
+    dtype = rest.partition("/")[2] or "fp32"
+    code = HAND_TIMED.format(model=model, backend=backend, dtype=dtype, threads=threads, warmup=warmup, iters=iters)
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(finished.stdout.strip().splitlines()[-1])["median_ms"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vit_tiny_patch16_224")
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--budget", type=float, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "portproof", "tune", args.model, "--offline", "--device", "cpu", "--out", out,
+                   "--quiet", *(["--budget", str(args.budget)] if args.budget else [])]
+        subprocess.run(command, check=False)
+        tuned = json.loads((Path(out) / "tune.json").read_text())
+    rows = [r for r in tuned["rows"] if r["batch_size"] == 1 and r["status"] == "PASS" and "+fp32=" not in r["target"]]
+    winner = tuned["fastest_passing"]["1"]
+    baseline = next(r for r in rows if r["target"] == "cpu" and r["threads"] == winner["threads"])
+    print(f"{args.model}, batch 1, tune took {tuned['elapsed_s']:.0f} s for {len(tuned['rows'])} configurations; "
+          f"{len(rows)} passed")
+    hand = {}
+    for row in rows:
+        key = (row["target"], row["threads"])
+        if key not in hand:
+            hand[key] = hand_time(args.model, row["target"], row["threads"], args.warmup, args.iters)
+        print(f"  {row['target']:24s} threads {row['threads']}: tune {row['median_ms']:8.3f} ms   by hand {hand[key]:8.3f} ms")
+    best_key = min(hand, key=hand.get)
+    winner_key = (winner["target"], winner["threads"])
+    eager_hand = hand[(baseline["target"], baseline["threads"])]
+    print(f"winner {winner['target']} ({winner['threads']} threads): speedup over eager fp32 "
+          f"{baseline['median_ms'] / winner['median_ms']:.2f}x as tune measured it, {eager_hand / hand[winner_key]:.2f}x "
+          "by hand")
+    print(f"best by hand: {best_key[0]} ({best_key[1]} threads) {hand[best_key]:.3f} ms; winner by hand "
+          f"{hand[winner_key]:.3f} ms: ratio {hand[winner_key] / hand[best_key]:.2f} (target: <= 1.10)")
+    print(f"median of the hand-timed candidates: {statistics.median(hand.values()):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

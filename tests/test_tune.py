@@ -1,0 +1,86 @@
+"""portproof tune on small models: every "fastest passing" configuration passed and no passing one at its
+batch size is faster; failing and skipped configurations carry their reason; --budget skips for time and
+refuses a budget the baseline alone exceeds; --rescue adds a rescued variant that can win."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from portproof import cli
+
+from conftest import SMALL_MODEL
+from helpers import last_error_line
+
+QUICK = ["--offline", "--iters", "3", "--warmup", "1", "--num-samples", "4"]
+
+
+def tune(tmp_path, model: str, *args: str) -> tuple[int, dict | None]:
+    out = tmp_path / "out"
+    code = cli.main(["tune", model, "--out", str(out), *QUICK, *args])
+    path = out / "tune.json"
+    return code, json.loads(path.read_text()) if path.exists() else None
+
+
+def test_fastest_passing_configuration_passed_and_nothing_passing_is_faster(tmp_path):
+    code, result = tune(tmp_path, SMALL_MODEL, "--backends", "eager,onnxruntime", "--dtypes", "fp32,bf16,fp16",
+                        "--batch-sizes", "1,2", "--thread-counts", "1")
+    assert code == 0 and result["batch_sizes"] == [1, 2]
+    rows = result["rows"]
+    for batch, winner in result["fastest_passing"].items():
+        assert winner["status"] == "PASS" and winner["batch_size"] == int(batch)
+        assert all(r["median_ms"] >= winner["median_ms"] for r in rows
+                   if r["status"] == "PASS" and r["batch_size"] == int(batch))
+        assert result["reproduce"][batch].startswith(f"portproof check {SMALL_MODEL} --target {winner['target']}")
+    assert {r["target"] for r in rows} >= {"cpu", "cpu/bf16", "onnxruntime@cpu", "onnxruntime@cpu/fp16"}
+    assert all(r["reason"] for r in rows if r["status"] in ("SKIPPED", "FAIL", "ERROR"))
+    assert any(r["threads"] == 1 for r in rows)  # the thread-count stage ran
+    baseline = next(r for r in rows if r["target"] == "cpu" and r["batch_size"] == 1)
+    assert baseline["speedup"] == 1.0 and baseline["throughput"] == 1000.0 / baseline["median_ms"]
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == {"tune.json", "tune.csv", "report.md", "report.html"}
+    assert (tmp_path / "out" / "tune.csv").read_text().count("\n") == len(rows) + 1
+    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()  # the Pareto figure
+
+
+def test_a_failing_configuration_is_never_the_fastest_and_rescue_can_win(tmp_path):
+    code, result = tune(tmp_path, "toy_models:make_loses_digits", "--backends", "eager", "--dtypes", "fp32,bf16",
+                        "--thread-counts", "1", "--rescue")
+    rows = result["rows"]
+    failing = next(r for r in rows if r["target"] == "cpu/bf16")
+    assert failing["status"] == "FAIL" and "rel_l2" in failing["reason"]
+    rescued = next(r for r in rows if r["rescued_from"] == "cpu/bf16")
+    assert rescued["status"] == "PASS" and rescued["target"].startswith("cpu/bf16+fp32=") and "cancel" in rescued["target"]
+    assert code == 0 and result["fastest_passing"]["1"]["status"] == "PASS"
+
+
+def test_unavailable_and_emulated_configurations_are_skipped_with_the_reason(tmp_path):
+    code, result = tune(tmp_path, SMALL_MODEL, "--backends", "eager", "--dtypes", "fp32,tf32", "--thread-counts", "1")
+    tf32 = next(r for r in result["rows"] if r["target"] == "cpu/tf32")
+    assert tf32["status"] == "SKIPPED" and "CUDA" in tf32["reason"] and tf32["median_ms"] is None
+
+
+def test_budget_skips_what_is_expected_not_to_finish():
+    from portproof.config import TargetSpec
+    from portproof.tune import COST_FACTOR, _Budget
+
+    budget = _Budget(10.0, time.perf_counter() - 8.0)  # 2 s of 10 left
+    budget.record(TargetSpec(), 1.5)  # the baseline took 1.5 s
+    assert budget.expected(TargetSpec(backend="compile")) == 1.5 * COST_FACTOR["compile"] > budget.left()
+    assert budget.expected(TargetSpec(dtype="bf16")) == 1.5 < budget.left()  # eager: as long as the baseline
+    assert _Budget(None, time.perf_counter()).left() == float("inf")
+
+
+def test_budget_too_small_for_the_baseline_is_a_one_line_error(tmp_path, capsys):
+    code, result = tune(tmp_path, SMALL_MODEL, "--backends", "eager", "--budget", "0.01")
+    assert code == 2 and result is None and "--budget 0.01 s is too small" in last_error_line(capsys)
+    assert not (tmp_path / "out" / "tune.json").exists()
+
+
+def test_bad_tune_options_are_one_line_errors(tmp_path, capsys):
+    for args, expected in ((["--target", "cpu"], "tune chooses the targets itself"),
+                           (["--backends", "nosuch"], "--backends: unknown nosuch"),
+                           (["--batch-sizes", "0"], "positive integers"),
+                           (["--device", "tpu"], "--device 'tpu'")):
+        code, result = tune(tmp_path, SMALL_MODEL, *args)
+        assert code == 2 and result is None and expected in last_error_line(capsys), args
