@@ -81,7 +81,7 @@ class SweepDisplay:
         running = ", ".join(f"{model} ({step})" for model, step in self._running.items())
         counts = " ".join(f"{status} {count}" for status, count in self._counts.items())
         self._progress.update(self._task, completed=self._done, counts=counts,
-                              description=escape(inert(running or "sweep"))[:70])
+                              description=escape(inert(running or "sweep")[:70]))  # cut before escaping the markup
 
 
 def print_summary(result: SweepResult, written, stdout: TextIO | None = None) -> None:
