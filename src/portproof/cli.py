@@ -302,11 +302,13 @@ def _add_run_options(command: argparse.ArgumentParser, sweep: bool = False) -> N
                        help="the sweep's folder (required): runs/<model>/, matrix.csv, matrix.json, index.html" if sweep
                        else f"output directory (default {OutputSpec.directory})")
     group.add_argument("--save-tensors", action="store_true", default=S,
-                       help="also write inputs and outputs as safetensors under DIR/tensors/")
+                       help="also write inputs and outputs as safetensors under "
+                            f"{'DIR/runs/<model>' if sweep else 'DIR'}/tensors/")
     group.add_argument("--lang", choices=LANGUAGES, default=S,
                        help=f"language of report.md and report.html (default {OutputSpec.lang})")
     shown = group.add_mutually_exclusive_group()
-    shown.add_argument("--quiet", action="store_true", help="print only the verdict line (no progress, no table)")
+    shown.add_argument("--quiet", action="store_true",
+                       help=f"print only the {'summary' if sweep else 'verdict'} line (no progress, no table)")
     shown.add_argument("--json", action="store_true",
                        help=f"print {'matrix' if sweep else 'summary'}.json to stdout instead of the table")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..changes import MoveFactors, compare_cell
 from ..errors import ConfigError
+from .settings import SweepConfig
 
 EXIT_PASS, EXIT_FAIL = 0, 1
 
@@ -39,7 +40,7 @@ def add_commands(commands, add_run_options) -> None:
                             "or half the cores on the CPU)")
     group.add_argument("--timeout-per-model", type=float, default=S, metavar="S",
                        help="seconds one model's whole check may take before it is stopped and its row is ERROR "
-                            "(default 7200)")
+                            f"(default {SweepConfig.timeout_per_model_s:g})")
     group.add_argument("--force", action="store_true", default=S,
                        help="check again the models whose summary.json from the same settings is already in DIR")
     group.add_argument("--ray", default=S, metavar="ADDRESS|auto",
@@ -111,7 +112,6 @@ def _sweep_config(args: argparse.Namespace, argv: list[str]):
     from .. import cli
     from ..backends import registry
     from .selection import select_models
-    from .settings import SweepConfig
 
     given = vars(args)
     check = cli.config_from_args(args, argv)
