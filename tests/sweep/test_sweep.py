@@ -159,3 +159,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args
 def test_diff_of_a_folder_without_a_summary_is_exit_2(tmp_path, capsys):
     assert cli.main(["diff", str(tmp_path), str(tmp_path)]) == 2
     assert "summary.json does not exist" in last_error_line(capsys)
+
+
+def test_json_prints_matrix_json_on_stdout_and_quiet_only_the_summary_line(finished_sweep, tmp_path, capsys):
+    folder = tmp_path / "sweep"
+    shutil.copytree(finished_sweep[0], folder)
+    models = f"{SMALL_MODEL},test_resnet,no_such_model"
+    assert sweep(folder, models, "--json") == 1
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == matrix(folder) and "matrix.json" in printed.err
+    assert sweep(folder, models, "--quiet") == 1
+    passed = sum(verdict == "PASS" for verdict in verdicts(folder).values())
+    assert capsys.readouterr().out == f"3 models (2 reused, 1 could not run): {passed}/6 cells passed\n"
