@@ -24,6 +24,17 @@ def chromium_path() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 
 
+def chromium_or_skip(page: str) -> str:
+    """Chromium's path, or the test skipped saying why (`page`: what the test would have opened)."""
+    import pytest
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("Chromium is not installed and could not be installed (.ci/run installs the Debian package "
+                    f"'chromium' with apt-get when it can): the {page} browser test did not run")
+    return executable
+
+
 class Browser:
     """One Chromium process with one page. Events are kept in `events` as they arrive."""
 

@@ -50,3 +50,17 @@ def finished_run(tmp_path_factory):
     code = cli.main(["check", SMALL_MODEL, "--out", str(out), *FAST, "--target", "cpu"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory):
+    """One real sweep of two small models and an unknown name on two workers, reused by the tests that read
+    its folder (none changes it): (folder, exit code)."""
+    from portproof import cli
+
+    from helpers import SWEEP_FAST
+
+    out = tmp_path_factory.mktemp("sweep")
+    code = cli.main(["sweep", "--models", f"{SMALL_MODEL},test_resnet,no_such_model", "--workers", "2",
+                     "--out", str(out), *SWEEP_FAST])
+    return out, code

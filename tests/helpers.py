@@ -13,6 +13,9 @@ from portproof.backends import registry
 from conftest import SMALL_MODEL
 
 FAST = ["--offline", "--iters", "2", "--warmup", "1", "--num-samples", "2", "--no-fp64-reference"]
+# a sweep's check options: quick, and the same on every machine (random weights and inputs, CPU targets, one thread)
+SWEEP_FAST = [*FAST, "--weights", "random", "--inputs", "random", "--target", "onnxruntime@cpu", "--target", "cpu/bf16",
+              "--threads", "1"]
 PREVIOUS = {"summary.json": b'{"previous": true}\n', "accuracy_compare.log": b"previous log\n",
             "report.md": b"previous report\n", "report.html": b"<p>previous</p>\n"}
 

@@ -27,7 +27,7 @@ from portproof.report import html, markdown, summary_json, write_reports
 from portproof.report.load import from_summary, load_directory
 from portproof.results import RANDOM_WEIGHTS_BANNER
 
-from browser import Browser, chromium_path
+from browser import Browser, chromium_or_skip
 from conftest import SMALL_MODEL
 
 TARGETS = ("cpu/bf16", "cpu/fp16")  # the second is broken on purpose (BrokenBackend)
@@ -270,10 +270,7 @@ def test_html_in_chinese_uses_the_chinese_sections(run):
 
 
 def test_html_page_renders_in_headless_chromium(run, tmp_path):
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("Chromium is not installed and could not be installed (.ci/run installs the Debian package "
-                    "'chromium' with apt-get when it can): the report.html browser test did not run")
+    executable = chromium_or_skip("report.html")
     result, out = run
     with Browser(executable, width=1280, height=900) as browser:
         browser.open(out / "report.html")

@@ -53,3 +53,12 @@ def test_help_and_version_need_no_torch_and_answer_at_once():
     version = without_torch("--version")
     assert version.returncode == 0 and version.stdout.startswith("portproof ")
     print(f"--help took {elapsed:.2f} s")  # shown with -s; a figure, not an assertion on wall time
+
+
+def test_diff_of_two_check_folders_needs_no_torch(tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    shutil.copytree(BEFORE_SEAMS, before)
+    shutil.copytree(BEFORE_SEAMS, after)
+    same = without_torch("diff", str(before), str(after))
+    assert same.returncode == 0, same.stderr
+    assert "(unchanged)" in same.stdout and "0 regressions" in same.stdout

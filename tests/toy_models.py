@@ -244,3 +244,21 @@ def make_overflowing() -> OverflowsInFp16:
 def make_broken() -> BrokenInLowPrecision:
     torch.manual_seed(0)
     return BrokenInLowPrecision()
+
+
+def make_segfaulting() -> nn.Module:
+    """A factory that crashes its process while the model is built (a sweep's model process, then)."""
+    import ctypes
+    import os
+
+    os.write(2, b"building a model that crashes\n")  # on stderr, as a C++ library says its last words
+    ctypes.string_at(0)  # SIGSEGV
+    raise AssertionError("unreachable")
+
+
+def make_never_built() -> nn.Module:
+    """A factory that never returns: only --timeout-per-model stops the sweep's model process."""
+    import threading
+
+    threading.Event().wait()
+    raise AssertionError("unreachable")

@@ -94,6 +94,14 @@ def _main(argv: list[str] | None) -> int:
             return print_constraints() if args.constraints else print_environment()
         if args.command == "report":
             return run_report_command(args)
+        if args.command == "diff":
+            from .sweep.command import run_diff_command
+
+            return run_diff_command(args)
+        if args.command == "sweep":
+            from .sweep.command import run_sweep_command
+
+            return run_sweep_command(args, argv)
         return run_check_command(args, argv)  # imports torch: a Ctrl-C from here on is handled below
     except PortproofError as error:
         return _stop(EXIT_CANNOT_RUN, f"error: {error.for_cli()}", as_json)
@@ -200,17 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--thread-counts", default=S, metavar="N,N",
                        help="CPU thread counts to try on the fastest passing configurations (default: 1 and half the "
                             "current count)")
+    from .sweep.command import add_commands
+
+    add_commands(commands, _add_run_options)
     return parser
 
 
-def _add_run_options(command: argparse.ArgumentParser) -> None:
-    """The options of `check` and `layers`."""
+def _add_run_options(command: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The options of `check` and `layers`; of `sweep` too, whose models come from --models and whose --out
+    is the sweep's folder."""
     # SUPPRESS: an option the user did not give is absent, and the dataclass default applies.
     S = argparse.SUPPRESS
-    command.add_argument("model", nargs="?", default=S, help="timm name, with or without tag or timm/ or hf-hub: prefix; "
-                                                           "hf:DIR or hf:OWNER/NAME for a Hugging Face transformers "
-                                                           "model; or pkg.module:factory for a model of your own "
-                                                           f"(default {ModelSpec.name})")
+    if not sweep:
+        command.add_argument("model", nargs="?", default=S,
+                             help="timm name, with or without tag or timm/ or hf-hub: prefix; hf:DIR or hf:OWNER/NAME "
+                                  "for a Hugging Face transformers model; or pkg.module:factory for a model of your own "
+                                  f"(default {ModelSpec.name})")
     command.add_argument("--family", default=S, metavar="NAME",
                          help="the model family that reads the name (timm, transformers, python); by default the "
                               "one whose spelling the name has")
@@ -285,14 +298,19 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--iters", type=int, default=S, help=f"timed runs (default {TimingSpec.iters})")
     group.add_argument("--no-bench", action="store_true", default=S, help="skip the latency measurement")
     group = command.add_argument_group("output")
-    group.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OutputSpec.directory})")
+    group.add_argument("--out", default=S, metavar="DIR",
+                       help="the sweep's folder (required): runs/<model>/, matrix.csv, matrix.json, index.html" if sweep
+                       else f"output directory (default {OutputSpec.directory})")
     group.add_argument("--save-tensors", action="store_true", default=S,
-                       help="also write inputs and outputs as safetensors under DIR/tensors/")
+                       help="also write inputs and outputs as safetensors under "
+                            f"{'DIR/runs/<model>' if sweep else 'DIR'}/tensors/")
     group.add_argument("--lang", choices=LANGUAGES, default=S,
                        help=f"language of report.md and report.html (default {OutputSpec.lang})")
     shown = group.add_mutually_exclusive_group()
-    shown.add_argument("--quiet", action="store_true", help="print only the verdict line (no progress, no table)")
-    shown.add_argument("--json", action="store_true", help="print summary.json to stdout instead of the table")
+    shown.add_argument("--quiet", action="store_true",
+                       help=f"print only the {'summary' if sweep else 'verdict'} line (no progress, no table)")
+    shown.add_argument("--json", action="store_true",
+                       help=f"print {'matrix' if sweep else 'summary'}.json to stdout instead of the table")
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> CheckConfig:

@@ -24,6 +24,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.connection import wait
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from . import errors
 from .errors import PortproofError
 
 _KILL_GRACE_S = 2.0
+_STARTING = threading.Lock()  # a sweep starts processes from several threads; __main__ is hidden one at a time
 
 
 class TimedOut(Exception):
@@ -45,6 +47,10 @@ class SideFailed(Exception):
 
 class SideCrashed(Exception):
     """A side's child died without answering: killed by a signal, or exited."""
+
+
+class Cancelled(Exception):
+    """The caller's `cancel` event was set while the side ran; its process was stopped."""
 
 
 def context() -> multiprocessing.context.BaseContext:
@@ -111,9 +117,14 @@ def stop() -> None:
 
 
 def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: float, capture_path: str,
-        device: str, batch_size: int, progress: Callable[..., None] | None = None, isolated: bool = True) -> Any:
+        device: str, batch_size: int, progress: Callable[..., None] | None = None, isolated: bool = True,
+        cancel: threading.Event | None = None, daemon: bool = True) -> Any:
     """`function(*args, progress=...)` for the side called `label` on `device`: its value, or SideFailed,
-    SideCrashed, TimedOut, or the PortproofError it raised. What third-party code prints goes to `capture_path`."""
+    SideCrashed, TimedOut, or the PortproofError it raised. What third-party code prints goes to `capture_path`.
+    `cancel`, set from another thread, stops the process within a second (Cancelled): a caller running
+    sides from worker threads cannot reach them with Ctrl-C, which only the main thread receives.
+    `daemon=False` lets the function start processes of its own (a sweep's check starts its sides); it
+    still dies with its parent (_die_with_the_parent)."""
     if not isolated:
         with stdout_to(capture_path):
             return function(*args, progress=progress)
@@ -124,12 +135,12 @@ def run(function: Callable[..., Any], args: tuple, *, label: str, timeout_s: flo
     # the caller's torch thread count, which the fork server (started earlier) may not have
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     process = context().Process(target=_child, args=(child_end, payload, capture_path, device, batch_size, scratch,
-                                                     threads), name=f"portproof {label}", daemon=True)
+                                                     threads), name=f"portproof {label}", daemon=daemon)
     try:
-        with _main_module_hidden():
+        with _STARTING, _main_module_hidden():
             process.start()
         child_end.close()
-        return _wait(process, parent_end, label, timeout_s, progress)
+        return _wait(process, parent_end, label, timeout_s, progress, cancel)
     finally:
         parent_end.close()
         _stop(process)
@@ -152,13 +163,15 @@ def _main_module_hidden():
         main.__dict__.update(saved)
 
 
-def _wait(process, connection, label: str, timeout_s: float, progress) -> Any:
+def _wait(process, connection, label: str, timeout_s: float, progress, cancel: threading.Event | None) -> Any:
     deadline = time.monotonic() + timeout_s
     step = "start-up"
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimedOut(timeout_s)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
         ready = wait([connection, process.sentinel], timeout=min(remaining, 1.0))  # short slices: signals act at once
         if connection in ready:
             try:

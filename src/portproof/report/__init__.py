@@ -71,7 +71,11 @@ def write_files(contents: dict[str, bytes], directory: str | Path, replaces: tup
 
 
 def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") -> list[Path]:
-    directory = Path(directory)
+    return write_files(check_files(result, lang), Path(directory), replaces=CHECK_FILES)
+
+
+def check_files(result: CheckResult, lang: str = "en") -> dict[str, bytes]:
+    """Every file of a check by name (relative to its folder), rendered: what write_reports writes."""
     contents = {name: render(result).encode("utf-8") for name, render in WRITERS.items()}
     contents.update(render_reports(result, lang))
     if layers_files.has_layers(result):
@@ -81,7 +85,7 @@ def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") 
         contents.update(_tensor_files(result.tensors))
     if result.captured_output:
         contents[CAPTURED_OUTPUT_FILE] = result.captured_output.encode("utf-8")
-    return write_files(contents, directory, replaces=CHECK_FILES)
+    return contents
 
 
 def _stage(path: Path, data: bytes) -> str:
