@@ -84,3 +84,13 @@ def test_bad_tune_options_are_one_line_errors(tmp_path, capsys):
                            (["--device", "tpu"], "--device 'tpu'")):
         code, result = tune(tmp_path, SMALL_MODEL, *args)
         assert code == 2 and result is None and expected in last_error_line(capsys), args
+
+
+def test_a_folder_holds_one_runs_files_whether_check_or_tune_wrote_it(tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["check", SMALL_MODEL, "--target", "cpu/fp16", "--out", str(out), *QUICK, "--no-bench"]) in (0, 1)
+    assert (out / "summary.json").exists()
+    tune(tmp_path, SMALL_MODEL, "--backends", "eager", "--dtypes", "fp32", "--thread-counts", "1")
+    assert {p.name for p in out.iterdir()} == {"tune.json", "tune.csv", "report.md", "report.html"}
+    assert cli.main(["check", SMALL_MODEL, "--target", "cpu/fp16", "--out", str(out), *QUICK, "--no-bench"]) in (0, 1)
+    assert not (out / "tune.json").exists() and not (out / "tune.csv").exists()

@@ -443,8 +443,8 @@ def run_check_command(args: argparse.Namespace, argv: list[str]) -> int:
 
 def run_tune(args: argparse.Namespace, config: CheckConfig, out_dir: Path) -> int:
     """`portproof tune`: the grid on one device; exit 0 when some configuration passed at every batch size."""
-    from .report import write_files
-    from .report.tune_files import TUNE_FILES, render_files, summary_lines
+    from .report import RUN_FILES, write_files
+    from .report.tune_files import render_files, summary_lines
     from .terminal import ProgressDisplay, print_tune
     from .tune import tune
 
@@ -454,7 +454,7 @@ def run_tune(args: argparse.Namespace, config: CheckConfig, out_dir: Path) -> in
                       _names(given, "backends"), _names(given, "dtypes"), _numbers(given, "thread_counts", None),
                       bool(given.get("rescue")), progress)
         progress("writing the reports")
-        written = write_files(render_files(result), out_dir, replaces=TUNE_FILES)
+        written = write_files(render_files(result), out_dir, replaces=RUN_FILES)
     if args.json:
         print((out_dir / "tune.json").read_text(), end="")
     else:

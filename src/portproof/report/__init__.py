@@ -23,6 +23,11 @@ CAPTURED_OUTPUT_FILE = "runtime_output.log"  # what third-party code printed whi
 # does not write again is removed, so that a folder never holds files of two runs.
 CHECK_FILES = (*WRITERS, "report.md", "report.html", "layers.csv", "layers.json", CAPTURED_OUTPUT_FILE,
                "tensors/*.safetensors")
+TUNE_FILES = ("tune.json", "tune.csv", "report.md", "report.html")
+# What any earlier run of check, rescue or tune left in an output folder: the next run's writing removes what
+# it does not write again, so that the folder holds one run's files, never a check's summary beside a tune's
+# report.
+RUN_FILES = tuple(dict.fromkeys(CHECK_FILES + TUNE_FILES))
 
 
 def check_writable(directory: str | Path) -> Path:
@@ -71,7 +76,7 @@ def write_files(contents: dict[str, bytes], directory: str | Path, replaces: tup
 
 
 def write_reports(result: CheckResult, directory: str | Path, lang: str = "en") -> list[Path]:
-    return write_files(check_files(result, lang), Path(directory), replaces=CHECK_FILES)
+    return write_files(check_files(result, lang), Path(directory), replaces=RUN_FILES)
 
 
 def check_files(result: CheckResult, lang: str = "en") -> dict[str, bytes]:

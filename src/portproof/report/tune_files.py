@@ -15,7 +15,6 @@ from .formatting import escape_markdown as esc
 from .plots import COLOURS, FLOOR, WIDTH_IN, _png, available
 from .summary_json import to_jsonable
 
-TUNE_FILES = ("tune.json", "tune.csv", "report.md", "report.html")
 COLUMNS = [field.name for field in dataclasses.fields(TuneRow)]
 
 
