@@ -24,8 +24,9 @@ def keep_fp32(model: nn.Module, names: Iterable[str], dtype: torch.dtype | None 
     """`model` (fp32) with every module cast to `dtype` except `names` (module names, as `named_modules`
     gives them), which stay fp32 with casts around them; in place, and returned. Without `dtype` the model
     keeps its dtype (an autocast target: the kept modules then run outside autocast)."""
+    names = list(names)
     kept = {name: module for name, module in check_module_names(model, names).items()
-            if name in outermost(list(names))}  # a kept module inside another kept one is already fp32
+            if name in outermost(names)}  # a kept module inside another kept one is already fp32
     outputs_dtype = dtype or torch.float32
     if dtype is not None:
         for module in model.modules():
