@@ -84,12 +84,16 @@ def test_fp32_specs_round_trip_and_keep_the_case_of_module_names():
     spec = parse_target("CPU/BF16+fp32=blocks.11.mlp,Head")
     assert spec.keep_fp32 == ("blocks.11.mlp", "Head") and spec.dtype == "bf16"
     assert parse_target(spec.label) == spec
+    both = parse_target("compile@cpu/bf16+channels_last+fp32=head")
+    assert both.channels_last and both.keep_fp32 == ("head",) and parse_target(both.label) == both
 
 
 @pytest.mark.parametrize("text, expected", [
     ("cpu+fp32=head", "fp32 already"),
     ("cpu/bf16+fp32=", "names no module"),
     ("onnxruntime@cpu/fp16+fp32=head", "onnxruntime cannot do"),
+    ("openvino@cpu+channels_last", "PyTorch memory format"),
+    ("cpu+cl", "cannot read target"),
 ])
 def test_bad_fp32_specs_are_refused(text, expected):
     with pytest.raises(ConfigError, match=expected):

@@ -94,3 +94,13 @@ def test_a_folder_holds_one_runs_files_whether_check_or_tune_wrote_it(tmp_path):
     assert {p.name for p in out.iterdir()} == {"tune.json", "tune.csv", "report.md", "report.html"}
     assert cli.main(["check", SMALL_MODEL, "--target", "cpu/fp16", "--out", str(out), *QUICK, "--no-bench"]) in (0, 1)
     assert not (out / "tune.json").exists() and not (out / "tune.csv").exists()
+
+
+def test_a_convolutional_model_gets_channels_last_variants_that_reproduce_as_checks(tmp_path):
+    code, result = tune(tmp_path, "test_resnet", "--backends", "eager", "--dtypes", "fp32", "--thread-counts", "1")
+    variant = next(r for r in result["rows"] if r["target"] == "cpu+channels_last")
+    assert variant["status"] == "PASS" and variant["rel_l2"] < 1e-5
+    out = tmp_path / "check"
+    assert cli.main(["check", "test_resnet", "--target", "cpu+channels_last", "--out", str(out), *QUICK]) == 0
+    target = json.loads((out / "summary.json").read_text())["targets"][0]
+    assert target["label"] == "cpu+channels_last" and target["description"]["channels_last"] is True

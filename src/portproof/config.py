@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 ISOLATION_MODES = ("process", "none")
+CHANNELS_LAST = "channels_last"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TargetSpec:
     index: int | None = None
     dtype: str = "fp32"
     keep_fp32: tuple[str, ...] = ()  # modules that stay fp32 in a low-precision target (`+fp32=a,b`; precision.py)
+    channels_last: bool = False  # the model and its 4-D inputs in channels-last memory format (`+channels_last`)
 
     @property
     def device_string(self) -> str:
@@ -66,8 +68,9 @@ class TargetSpec:
         """The canonical spelling, which `parse_target` reads back to an equal spec."""
         prefix = "" if self.backend == "eager" else f"{self.backend}@"
         suffix = "" if self.dtype == "fp32" else f"/{self.dtype}"
+        layout = f"+{CHANNELS_LAST}" if self.channels_last else ""
         kept = f"+fp32={','.join(self.keep_fp32)}" if self.keep_fp32 else ""
-        return f"{prefix}{self.device_string}{suffix}{kept}"
+        return f"{prefix}{self.device_string}{suffix}{layout}{kept}"
 
 
 @dataclass(frozen=True)
@@ -137,22 +140,31 @@ _TARGET_PATTERN = re.compile(
 
 
 def parse_target(text: str) -> TargetSpec:
-    """`[backend@]device[:index][/dtype]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`, `cuda/amp-bf16`; the backend,
-    device and dtype must be ones a registered backend takes (backends/registry.py)."""
+    """`[backend@]device[:index][/dtype][+channels_last][+fp32=module,...]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`,
+    `cuda/amp-bf16`, `cpu/bf16+fp32=head`; the backend, device and dtype must be ones a registered backend takes
+    (backends/registry.py)."""
     from .backends import registry
 
-    base, plus, kept = text.strip().partition("+fp32=")  # module names keep their case
+    base, *extras = text.strip().split("+")  # module names keep their case
     match = _TARGET_PATTERN.match(base.lower())
+    channels_last, keep, fp32_given = False, (), False
+    for extra in extras:
+        if extra.strip().lower() == CHANNELS_LAST:
+            channels_last = True
+        elif extra.strip().lower().startswith("fp32="):
+            fp32_given = True
+            keep = tuple(dict.fromkeys(name.strip() for name in extra.strip()[5:].split(",") if name.strip()))
+        else:
+            match = None
     if not match:
         raise ConfigError(
-            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+fp32=module,...], e.g. "
-            "npu:0/fp16 or onnxruntime@cpu"
+            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+channels_last][+fp32=module,...], "
+            "e.g. npu:0/fp16 or onnxruntime@cpu"
         )
     index = int(match["index"]) if match["index"] is not None else None
-    keep = tuple(dict.fromkeys(name.strip() for name in kept.split(",") if name.strip()))
     spec = TargetSpec(backend=match["backend"] or "eager", device=match["device"], index=index,
-                      dtype=match["dtype"] or "fp32", keep_fp32=keep)
-    if plus and not keep:
+                      dtype=match["dtype"] or "fp32", keep_fp32=keep, channels_last=channels_last)
+    if fp32_given and not keep:
         raise ConfigError(f"target {text!r}: +fp32= names no module; give module names, e.g. +fp32=head")
     if keep and spec.dtype == "fp32":
         raise ConfigError(f"target {text!r}: +fp32= keeps modules in fp32 within a lower precision, and the target is "

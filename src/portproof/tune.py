@@ -1,7 +1,8 @@
 """`portproof tune`: on one device, the fastest configuration that still passes.
 
 One session per batch size loads the model and runs the reference once; each configuration (backend x
-dtype, then the CPU thread counts of the fastest passing ones) is then judged exactly as `check` judges a
+dtype, with a channels-last variant of each PyTorch one when the model has 2-D convolutions and image
+inputs, then the CPU thread counts of the fastest passing ones) is then judged exactly as `check` judges a
 target and timed the same way. Configurations that cannot run here are listed as skipped with the reason,
 without a run: a backend's own probe (not installed, no such device), and on the CPU a short matmul probe
 that finds a dtype the CPU only emulates. With `--budget`, cheap configurations go first (eager, then the
@@ -59,7 +60,7 @@ def tune(config: CheckConfig, device: str, batch_sizes: tuple[int, ...], budget_
                                                 num_samples=max(config.inputs.num_samples, batch_size)))
         with Session(session_config, say) as session:
             tuner = _Tuner(session, device, batch_size, thread_counts[0], budget, rows, say, len(grid))
-            tuner.run_grid(grid)
+            tuner.run_grid(with_channels_last(grid) if takes_channels_last(session) else grid)
             if with_rescue:
                 tuner.rescue_failures()
             tuner.run_thread_counts(thread_counts[1:])
@@ -99,6 +100,22 @@ def candidates(device: str, backends: tuple[str, ...] | None = None,
         return (COST_ORDER.get(spec.backend, 3), DTYPE_ORDER.index(spec.dtype) if spec.dtype in DTYPE_ORDER else 9)
 
     return sorted(found, key=order)
+
+
+def takes_channels_last(session: Session) -> bool:
+    """Whether the channels-last memory format applies: the model has 2-D convolutions and an image-like input."""
+    return (any(isinstance(module, torch.nn.Conv2d) for module in session.loaded.network.modules())
+            and any(tensor.dim() == 4 and tensor.is_floating_point() for tensor in session.input_set.tensors.values()))
+
+
+def with_channels_last(grid: list[tuple[TargetSpec, str | None]]) -> list[tuple[TargetSpec, str | None]]:
+    """Each PyTorch configuration that can run followed by its channels-last variant."""
+    extended = []
+    for spec, reason in grid:
+        extended.append((spec, reason))
+        if reason is None and registry.info(spec.backend).keeps_fp32:
+            extended.append((replace(spec, channels_last=True), None))
+    return extended
 
 
 def why_not(spec: TargetSpec) -> str | None:

@@ -110,7 +110,7 @@ def test_fp64_runs_in_float64_and_agrees_with_float64_arithmetic():
 def test_describe_names_what_ran(dtype, autocast):
     assert prepared(dtype).describe() == {
         "backend": "eager", "device": "cpu", "device_name": cpu_name(), "dtype": dtype, "autocast": autocast,
-        "torch": torch.__version__, "kept_in_fp32": [],
+        "torch": torch.__version__, "kept_in_fp32": [], "channels_last": False,
         "numerics": {"float32_matmul_precision": torch.get_float32_matmul_precision(), "deterministic_algorithms": False},
     }
 

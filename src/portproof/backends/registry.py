@@ -116,6 +116,9 @@ def validate(spec: TargetSpec, text: str | None = None) -> TargetSpec:
     if spec.dtype not in backend.dtypes:
         why = f"autocast ({spec.dtype}) exists only in PyTorch backends; " if spec.dtype.startswith("amp-") else ""
         raise ConfigError(f"target {text!r}: {why}{spec.backend} takes {', '.join(backend.dtypes)}, not {spec.dtype}")
+    if spec.channels_last and not backend.keeps_fp32:
+        raise ConfigError(f"target {text!r}: +channels_last is a PyTorch memory format, and {spec.backend} runs its own "
+                          "graph (which chooses its own layout)")
     if spec.keep_fp32 and not backend.keeps_fp32:
         keeping = ", ".join(name for name, b in known.items() if b.keeps_fp32)
         raise ConfigError(f"target {text!r}: +fp32= keeps torch modules in fp32, which {spec.backend} cannot do "

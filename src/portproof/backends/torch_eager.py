@@ -52,9 +52,15 @@ class EagerBackend:
             self.model = keep_fp32(copy.deepcopy(model).to(self.device), self.spec.keep_fp32, cast).eval()
         else:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
+        if self.spec.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     def place(self, batch: Tensors) -> dict[str, torch.Tensor]:
-        return cast_inputs(batch, self.device, self.parameter_dtype)
+        placed = cast_inputs(batch, self.device, self.parameter_dtype)
+        if self.spec.channels_last:  # image batches in the layout the model's weights now have
+            placed = {name: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+                      for name, t in placed.items()}
+        return placed
 
     def forward(self, placed: Tensors) -> dict[str, torch.Tensor]:
         with torch.inference_mode(), self.autocast(), self.matmul_mode():
@@ -78,6 +84,7 @@ class EagerBackend:
             "dtype": self.spec.dtype,
             "autocast": self.spec.dtype in AUTOCAST_DTYPES,
             "kept_in_fp32": list(self.spec.keep_fp32),
+            "channels_last": self.spec.channels_last,
             "numerics": self.numerics(),
             "torch": torch.__version__,
         }
