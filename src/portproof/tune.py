@@ -59,7 +59,7 @@ def tune(config: CheckConfig, device: str, batch_sizes: tuple[int, ...], budget_
                                  inputs=replace(config.inputs, batch_size=batch_size,
                                                 num_samples=max(config.inputs.num_samples, batch_size)))
         with Session(session_config, say) as session:
-            tuner = _Tuner(session, device, batch_size, thread_counts[0], budget, rows, say, len(grid))
+            tuner = _Tuner(session, device, batch_size, thread_counts[0], budget, rows, say)
             tuner.run_grid(with_channels_last(grid) if takes_channels_last(session) else grid)
             if with_rescue:
                 tuner.rescue_failures()
@@ -211,9 +211,9 @@ class _Tuner:
     """The configurations of one batch size, against one session's reference."""
 
     def __init__(self, session: Session, device: str, batch_size: int, threads: int | None, budget: _Budget,
-                 rows: list[TuneRow], say: Callable[..., None], grid_size: int):
+                 rows: list[TuneRow], say: Callable[..., None]):
         self.session, self.device, self.batch_size, self.threads = session, device, batch_size, threads
-        self.budget, self.rows, self.say, self.grid_size = budget, rows, say, grid_size
+        self.budget, self.rows, self.say = budget, rows, say
         self.failing: list[tuple[TargetSpec, TargetResult]] = []
         self.baseline_ms: dict[int | None, float] = {}
 
