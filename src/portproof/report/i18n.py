@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import rules
 from ..config import Criteria
 from ..results import RANDOM_WEIGHTS_BANNER, OutputComparison
-from .formatting import criterion_figures
+from .formatting import criterion_figures, milliseconds
 
 LANGUAGES = ("en", "zh")
 
@@ -409,16 +409,13 @@ def rescue_lines(result, t: dict) -> list[str]:
         dtype = spec.partition("/")[2].partition("+")[0]
         cost = t["rescue_cost"].format(cost=found.latency_cost) if found.latency_cost else "n/a"
         lines += [t["rescue_modules"].format(n=len(found.modules), modules=", ".join(found.modules)),
-                  t["rescue_target"].format(spec=spec, before=_ms(found.latency_before_ms), after=_ms(found.latency_after_ms),
+                  t["rescue_target"].format(spec=spec, before=milliseconds(found.latency_before_ms),
+                                            after=milliseconds(found.latency_after_ms),
                                             cost=cost),
                   t["rescue_apply"].format(spec=spec, names=list(found.modules), dtype=TORCH_DTYPES.get(dtype, dtype))]
     if found.candidates:
         lines.append(t["rescue_search"].format(candidates=found.candidates, evaluations=found.evaluations))
     return lines
-
-
-def _ms(value: float | None) -> str:
-    return f"{value:.3f} ms" if value is not None else "n/a"
 
 
 def numerics_lines(result, t: dict) -> list[str]:

@@ -12,6 +12,7 @@ import json
 
 from ..results.tune import TuneResult, TuneRow
 from .formatting import escape_markdown as esc
+from .formatting import milliseconds, number
 from .plots import COLOURS, FLOOR, WIDTH_IN, _png, available
 from .summary_json import to_jsonable
 
@@ -44,8 +45,8 @@ def table_rows(result: TuneResult) -> list[list[str]]:
     shown = []
     for index, row in enumerate(result.rows):
         mark = " (fastest passing)" if index in winners else ""
-        shown.append([row.target + mark, str(row.batch_size), _text(row.threads), row.status, _num(row.rel_l2),
-                      _num(row.cosine, 6), _ms(row.median_ms), _num(row.throughput, 1), _times(row.speedup),
+        shown.append([row.target + mark, str(row.batch_size), _text(row.threads), row.status, number(row.rel_l2, 4),
+                      number(row.cosine, 9), milliseconds(row.median_ms), number(row.throughput, 4), _times(row.speedup),
                       f"{row.prepare_s:.1f} s" if row.prepare_s is not None else "—", row.reason or ""])
     return shown
 
@@ -63,7 +64,7 @@ def summary_lines(result: TuneResult) -> list[str]:
             continue
         row = result.rows[index]
         lines.append(f"batch {batch_size}: fastest passing {row.target}"
-                     f"{f' with {row.threads} threads' if row.threads else ''}: {_ms(row.median_ms)}, "
+                     f"{f' with {row.threads} threads' if row.threads else ''}: {milliseconds(row.median_ms)}, "
                      f"{_times(row.speedup)} eager fp32; check it again with: {result.reproduce[batch_size]}")
     skipped_for_time = sum(1 for row in result.rows if row.reason and row.reason.startswith("skipped for time"))
     if skipped_for_time:
@@ -83,7 +84,7 @@ def render_markdown(result: TuneResult) -> str:
     out += ["| " + " | ".join(esc(cell) for cell in row) + " |" for row in table_rows(result)]
     out += ["", "## Pareto front", ""]
     for batch_size in result.batch_sizes:
-        front = ", ".join(f"{result.rows[i].target} ({_ms(result.rows[i].median_ms)}, rel_l2 {_num(result.rows[i].rel_l2)})"
+        front = ", ".join(f"{result.rows[i].target} ({milliseconds(result.rows[i].median_ms)}, rel_l2 {number(result.rows[i].rel_l2, 4)})"
                           for i in result.pareto.get(batch_size, ()))
         out.append(f"- batch {batch_size}: {esc(front) or 'none'}")
     out += [""] + [f"- note: {esc(note)}" for note in result.notes]
@@ -132,14 +133,6 @@ def pareto_figure(result: TuneResult) -> bytes | None:
     return _png(figure)
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else (f"{value:.{digits}e}" if digits == 3 else f"{value:.{digits}f}")
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f} ms"
-
-
 def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
@@ -149,7 +142,9 @@ def _text(value) -> str:
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tuning {{ result.model }} on {{ result.device }}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Tuning {{ result.model }} on {{ result.device }}</title>
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; }
