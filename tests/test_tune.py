@@ -104,3 +104,17 @@ def test_a_convolutional_model_gets_channels_last_variants_that_reproduce_as_che
     assert cli.main(["check", "test_resnet", "--target", "cpu+channels_last", "--out", str(out), *QUICK]) == 0
     target = json.loads((out / "summary.json").read_text())["targets"][0]
     assert target["label"] == "cpu+channels_last" and target["description"]["channels_last"] is True
+
+
+def test_the_fastest_passing_compile_configuration_is_tried_in_the_devices_compile_modes(tmp_path, monkeypatch):
+    from portproof import tune as tune_module
+
+    # CUDA's modes (CUDA graphs, autotuning) have no GPU here: the same stage runs with a mode the CPU takes
+    monkeypatch.setitem(tune_module.COMPILE_MODES, "cpu", ("reduce-overhead",))
+    code, result = tune(tmp_path, "toy_models:make_model", "--inputs", "toy_models:make_inputs", "--backends",
+                        "eager,compile", "--dtypes", "fp32",
+                        "--thread-counts", "1")
+    targets = [r["target"] for r in result["rows"]]
+    assert targets[:3] == ["cpu", "compile@cpu", "compile@cpu+mode=reduce-overhead"]
+    moded = result["rows"][2]
+    assert code == 0 and moded["status"] == "PASS" and moded["median_ms"] > 0

@@ -23,7 +23,8 @@ ADDED = {"outcomes", "shapes", "dtypes", "factory",
          "presets", "atol", "rtol", "mlperf_ratio", "criteria_verdicts", "accuracy", "labels", "labelled_samples",
          "label_source",
          "rescue", "keep_fp32", "kept_in_fp32",  # precision rescue and +fp32= targets (issue 10)
-         "numerics", "prepare_s", "threads", "channels_last"}  # each side's numerics settings and prepare time
+         "numerics", "prepare_s", "threads", "channels_last",  # each side's numerics settings and prepare time
+         "mode"}  # a +mode= target spec (torch.compile's mode)
 
 
 def differences(before, after, path: str) -> list[str]:

@@ -58,6 +58,7 @@ class TargetSpec:
     dtype: str = "fp32"
     keep_fp32: tuple[str, ...] = ()  # modules that stay fp32 in a low-precision target (`+fp32=a,b`; precision.py)
     channels_last: bool = False  # the model and its 4-D inputs in channels-last memory format (`+channels_last`)
+    mode: str | None = None  # a backend's own mode (`+mode=max-autotune`: torch.compile's); None: its default
 
     @property
     def device_string(self) -> str:
@@ -69,8 +70,9 @@ class TargetSpec:
         prefix = "" if self.backend == "eager" else f"{self.backend}@"
         suffix = "" if self.dtype == "fp32" else f"/{self.dtype}"
         layout = f"+{CHANNELS_LAST}" if self.channels_last else ""
+        mode = f"+mode={self.mode}" if self.mode else ""
         kept = f"+fp32={','.join(self.keep_fp32)}" if self.keep_fp32 else ""
-        return f"{prefix}{self.device_string}{suffix}{layout}{kept}"
+        return f"{prefix}{self.device_string}{suffix}{layout}{mode}{kept}"
 
 
 @dataclass(frozen=True)
@@ -140,17 +142,19 @@ _TARGET_PATTERN = re.compile(
 
 
 def parse_target(text: str) -> TargetSpec:
-    """`[backend@]device[:index][/dtype][+channels_last][+fp32=module,...]`, e.g. `npu:0/fp16`, `onnxruntime@cpu`,
-    `cuda/amp-bf16`, `cpu/bf16+fp32=head`; the backend, device and dtype must be ones a registered backend takes
+    """`[backend@]device[:index][/dtype][+channels_last][+mode=MODE][+fp32=module,...]`, e.g. `npu:0/fp16`,
+    `onnxruntime@cpu`, `cuda/amp-bf16`, `cpu/bf16+fp32=head`, `compile@cuda/bf16+mode=max-autotune`; the backend, device and dtype must be ones a registered backend takes
     (backends/registry.py)."""
     from .backends import registry
 
     base, *extras = text.strip().split("+")  # module names keep their case
     match = _TARGET_PATTERN.match(base.lower())
-    channels_last, keep, fp32_given = False, (), False
+    channels_last, keep, fp32_given, mode = False, (), False, None
     for extra in extras:
         if extra.strip().lower() == CHANNELS_LAST:
             channels_last = True
+        elif extra.strip().lower().startswith("mode="):
+            mode = extra.strip().lower()[5:] or None
         elif extra.strip().lower().startswith("fp32="):
             fp32_given = True
             keep = tuple(dict.fromkeys(name.strip() for name in extra.strip()[5:].split(",") if name.strip()))
@@ -158,12 +162,12 @@ def parse_target(text: str) -> TargetSpec:
             match = None
     if not match:
         raise ConfigError(
-            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+channels_last][+fp32=module,...], "
-            "e.g. npu:0/fp16 or onnxruntime@cpu"
+            f"cannot read target {text!r}: expected [backend@]device[:index][/dtype][+channels_last][+mode=MODE]"
+            "[+fp32=module,...], e.g. npu:0/fp16 or onnxruntime@cpu"
         )
     index = int(match["index"]) if match["index"] is not None else None
     spec = TargetSpec(backend=match["backend"] or "eager", device=match["device"], index=index,
-                      dtype=match["dtype"] or "fp32", keep_fp32=keep, channels_last=channels_last)
+                      dtype=match["dtype"] or "fp32", keep_fp32=keep, channels_last=channels_last, mode=mode)
     if fp32_given and not keep:
         raise ConfigError(f"target {text!r}: +fp32= names no module; give module names, e.g. +fp32=head")
     if keep and spec.dtype == "fp32":

@@ -1,9 +1,10 @@
 """`portproof tune`: on one device, the fastest configuration that still passes.
 
 One session per batch size loads the model and runs the reference once; each configuration (backend x
-dtype, with a channels-last variant of each PyTorch one when the model has 2-D convolutions and image
-inputs, then the CPU thread counts of the fastest passing ones) is then judged exactly as `check` judges a
-target and timed the same way. Configurations that cannot run here are listed as skipped with the reason,
+dtype, with a channels-last variant of each PyTorch one when the model has 2-D convolutions past its stem and
+image inputs; then the fastest passing compile one in the device's other torch.compile modes; then the CPU
+thread counts of the fastest passing ones) is judged exactly as `check` judges a target and timed the same
+way. Configurations that cannot run here are listed as skipped with the reason,
 without a run: a backend's own probe (not installed, no such device), and on the CPU a short matmul probe
 that finds a dtype the CPU only emulates. With `--budget`, cheap configurations go first (eager, then the
 exporters, then compilers) and the ones that would not finish in time are skipped and listed as such.
@@ -36,6 +37,10 @@ COST_FACTOR = {"eager": 1.0, "onnxruntime": 2.0, "openvino": 2.0, "compile": 6.0
 # Within a backend: lower precision first (the likelier to be fast), then fp32.
 DTYPE_ORDER = ("bf16", "fp16", "amp-bf16", "amp-fp16", "tf32", "fp32")
 EMULATED_RATIO = 2.0  # a dtype whose probe matmul takes this many times fp32's time is emulated, not native
+# torch.compile modes tried on the fastest passing compile configuration, per device: CUDA graphs cut the launch
+# overhead that dominates small batches on a GPU; max-autotune times Triton kernels (compiles several times slower)
+COMPILE_MODES = {"cuda": ("reduce-overhead", "max-autotune")}
+MODE_COST_FACTOR = {"max-autotune": 4.0}  # times a default compile's duration
 BASELINE = "eager"
 
 
@@ -61,6 +66,7 @@ def tune(config: CheckConfig, device: str, batch_sizes: tuple[int, ...], budget_
         with Session(session_config, say) as session:
             tuner = _Tuner(session, device, batch_size, thread_counts[0], budget, rows, say)
             tuner.run_grid(with_channels_last(grid) if takes_channels_last(session) else grid)
+            tuner.run_compile_modes(COMPILE_MODES.get(device, ()))
             if with_rescue:
                 tuner.rescue_failures()
             tuner.run_thread_counts(thread_counts[1:])
@@ -103,9 +109,11 @@ def candidates(device: str, backends: tuple[str, ...] | None = None,
 
 
 def takes_channels_last(session: Session) -> bool:
-    """Whether the channels-last memory format applies: the model has 2-D convolutions and an image-like input."""
-    return (any(isinstance(module, torch.nn.Conv2d) for module in session.loaded.network.modules())
-            and any(tensor.dim() == 4 and tensor.is_floating_point() for tensor in session.input_set.tensors.values()))
+    """Whether the channels-last memory format can pay: the model has an image-like input and convolutions past its
+    stem (two or more 2-D convolutions; a ViT's single patch embedding runs once, so its layout barely counts)."""
+    convolutions = sum(isinstance(module, torch.nn.Conv2d) for module in session.loaded.network.modules())
+    return convolutions >= 2 and any(tensor.dim() == 4 and tensor.is_floating_point()
+                                     for tensor in session.input_set.tensors.values())
 
 
 def with_channels_last(grid: list[tuple[TargetSpec, str | None]]) -> list[tuple[TargetSpec, str | None]]:
@@ -234,6 +242,19 @@ class _Tuner:
         for count in others:
             for spec in dict.fromkeys(specs):
                 self.evaluate(spec, count)
+
+    def run_compile_modes(self, modes: tuple[str, ...]) -> None:
+        """The fastest passing compile configuration again in each of torch.compile's other `modes`."""
+        passing = [row for row in self.rows if row.batch_size == self.batch_size and row.status == "PASS"
+                   and row.median_ms is not None and _spec(row.target).backend == "compile"]
+        if not passing:
+            return
+        fastest = _spec(min(passing, key=lambda row: row.median_ms).target)
+        for mode in modes:
+            spec = replace(fastest, mode=mode)
+            self.say(f"tune: {spec.label} at batch {self.batch_size} ({self._best()})")
+            if not self._skip_for_time(spec, factor=MODE_COST_FACTOR.get(mode, 1.0)):
+                self.evaluate(spec, self.threads)
 
     def rescue_failures(self) -> None:
         from .rescue import rescue

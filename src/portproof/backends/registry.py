@@ -39,6 +39,7 @@ class BackendInfo:
     layer_pass: str
     probe: Callable[[TargetSpec], None]  # raises DeviceUnavailableError naming what is missing
     keeps_fp32: bool = False  # runs a torch module, so a `+fp32=` spec can keep some of its modules in fp32
+    modes: tuple[str, ...] = ()  # what a `+mode=` spec may name (e.g. torch.compile's modes); () takes none
 
     @property
     def autocast(self) -> bool:
@@ -46,15 +47,17 @@ class BackendInfo:
 
 
 def register_backend(name: str, *, devices: tuple[str, ...], dtypes: tuple[str, ...], layer_pass: str = "none",
-                     probe: Callable[[TargetSpec], None] | None = None, keeps_fp32: bool = False):
+                     probe: Callable[[TargetSpec], None] | None = None, keeps_fp32: bool = False,
+                     modes: tuple[str, ...] = ()):
     """Class decorator: declare a backend. `probe(spec)` raises DeviceUnavailableError when the spec cannot
     run here (default: constructing the class is the probe); `keeps_fp32`: it applies a spec's `+fp32=`
-    modules (precision.keep_fp32)."""
+    modules (precision.keep_fp32); `modes`: the values a spec's `+mode=` may take (spec.mode)."""
     if layer_pass not in LAYER_PASS_MODES:
         raise ValueError(f"layer_pass must be one of {LAYER_PASS_MODES}, got {layer_pass!r}")
 
     def decorate(cls: type) -> type:
-        cls.info = BackendInfo(name, cls, tuple(devices), tuple(dtypes), layer_pass, probe or cls, keeps_fp32)
+        cls.info = BackendInfo(name, cls, tuple(devices), tuple(dtypes), layer_pass, probe or cls, keeps_fp32,
+                               tuple(modes))
         return cls
 
     return decorate
@@ -119,6 +122,9 @@ def validate(spec: TargetSpec, text: str | None = None) -> TargetSpec:
     if spec.channels_last and not backend.keeps_fp32:
         raise ConfigError(f"target {text!r}: +channels_last is a PyTorch memory format, and {spec.backend} runs its own "
                           "graph (which chooses its own layout)")
+    if spec.mode is not None and spec.mode not in backend.modes:
+        offered = f"choose one of: {', '.join(backend.modes)}" if backend.modes else f"{spec.backend} has no modes"
+        raise ConfigError(f"target {text!r}: unknown mode {spec.mode!r}; {offered}")
     if spec.keep_fp32 and not backend.keeps_fp32:
         keeping = ", ".join(name for name, b in known.items() if b.keeps_fp32)
         raise ConfigError(f"target {text!r}: +fp32= keeps torch modules in fp32, which {spec.backend} cannot do "
