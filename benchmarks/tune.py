@@ -108,23 +108,23 @@ def main() -> None:
     rows = [r for r in tuned["rows"] if r["batch_size"] == 1 and r["status"] == "PASS" and "+fp32=" not in r["target"]]
     winner = tuned["fastest_passing"]["1"]
     baseline = next(r for r in rows if r["target"] == args.device and r["threads"] == winner["threads"])
+    print(f"{args.model}, batch 1, tune took {tuned['elapsed_s']:.0f} s for {len(tuned['rows'])} configurations; "
+          f"{len(rows)} passed" + (f"; timed by hand: eager fp32 and the {args.hand_top} fastest" if args.hand_top else ""))
     if args.hand_top is not None:
         rows = [baseline] + sorted((r for r in rows if r is not baseline), key=lambda r: r["median_ms"])[:args.hand_top]
-    print(f"{args.model}, batch 1, tune took {tuned['elapsed_s']:.0f} s for {len(tuned['rows'])} configurations; "
-          f"{len(rows)} passed")
     hand = {}
     for row in rows:
         key = (row["target"], row["threads"])
         if key not in hand:
             hand[key] = hand_time(args.model, row["target"], row["threads"], args.warmup, args.iters)
-        print(f"  {row['target']:40s} threads {row['threads']}: tune {row['median_ms']:8.3f} ms   by hand {hand[key]:8.3f} ms")
+        print(f"  {row['target']:40s} threads {row['threads'] or '-'}: tune {row['median_ms']:8.3f} ms   by hand {hand[key]:8.3f} ms")
     best_key = min(hand, key=hand.get)
     winner_key = (winner["target"], winner["threads"])
     eager_hand = hand[(baseline["target"], baseline["threads"])]
-    print(f"winner {winner['target']} ({winner['threads']} threads): speedup over eager fp32 "
+    print(f"winner {winner['target']} ({winner['threads'] or '-'} threads): speedup over eager fp32 "
           f"{baseline['median_ms'] / winner['median_ms']:.2f}x as tune measured it, {eager_hand / hand[winner_key]:.2f}x "
           "by hand")
-    print(f"best by hand: {best_key[0]} ({best_key[1]} threads) {hand[best_key]:.3f} ms; winner by hand "
+    print(f"best by hand: {best_key[0]} ({best_key[1] or '-'} threads) {hand[best_key]:.3f} ms; winner by hand "
           f"{hand[winner_key]:.3f} ms: ratio {hand[winner_key] / hand[best_key]:.2f} (target: <= 1.10)")
     print(f"median of the hand-timed candidates: {statistics.median(hand.values()):.3f} ms")
 
