@@ -11,7 +11,6 @@ unavailable. Memory: the target's mapped values are held at once (one session ru
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -24,6 +23,7 @@ from .backends.base import cast_inputs
 from .backends.onnx_export import EXPORT_SCOPE, export
 from .config import Criteria, TargetSpec
 from .errors import LayerPassError
+from .module_copy import cast_copy
 from .models import first_argument
 from .layers import ROOT_NAME, LayerMetrics, LayerReport, LayerRow, layer_metrics, report_from_rows, tensor_elements
 
@@ -45,7 +45,7 @@ def compare_layers_onnx(reference_model: nn.Module, inputs: torch.Tensor | Mappi
     with tempfile.TemporaryDirectory(prefix="portproof-layers-") as workdir:
         path = Path(workdir) / "model.onnx"
         first = {name: tensor[:1] for name, tensor in inputs.items()}
-        graph = export(copy.deepcopy(reference_model).to(dtype), cast_inputs(first, "cpu", dtype), path)
+        graph = export(cast_copy(reference_model, dtype=dtype), cast_inputs(first, "cpu", dtype), path)
         if "TorchScript" not in graph.exporter:
             raise LayerPassError(f"the layer pass maps ONNX values to modules through the TorchScript exporter's node "
                                  f"names; this torch has only {graph.exporter}")

@@ -4,7 +4,6 @@ back to the CPU would measure something other than what was asked, so it is an e
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +14,7 @@ from torch import nn
 
 from ..config import TargetSpec
 from ..errors import DeviceUnavailableError
+from ..module_copy import cast_copy
 from .base import Tensors, cast_inputs, cpu_name
 from .onnx_export import export
 from .registry import register_backend
@@ -65,7 +65,7 @@ class OnnxRuntimeBackend:
     def prepare(self, model: nn.Module, example: Tensors) -> None:
         dtype = EXPORT_DTYPES[self.spec.dtype]
         path = Path(self._workdir.name) / "model.onnx"
-        self.graph = export(copy.deepcopy(model).to(dtype).eval(), cast_inputs(example, "cpu", dtype), path)
+        self.graph = export(cast_copy(model, dtype=dtype).eval(), cast_inputs(example, "cpu", dtype), path)
         self.model_bytes = path.stat().st_size
         self.session = open_session(path, self.spec, self.provider)
 

@@ -7,7 +7,6 @@ would emulate it, hundreds of times slower). openvino is an optional extra, impo
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +17,7 @@ from torch import nn
 
 from ..config import TargetSpec
 from ..errors import DeviceUnavailableError
+from ..module_copy import cast_copy
 from .base import Tensors, cast_inputs, cpu_name
 from .onnx_export import export
 from .registry import register_backend
@@ -56,7 +56,7 @@ class OpenVinoBackend:
 
         path = Path(self._workdir.name) / "model.onnx"
         # exported in fp32: the precision is OpenVINO's to choose, by the hint
-        self.graph = export(copy.deepcopy(model).float().eval(), cast_inputs(example, "cpu", torch.float32), path)
+        self.graph = export(cast_copy(model, dtype=torch.float32).eval(), cast_inputs(example, "cpu", torch.float32), path)
         core = openvino.Core()
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", {
             "INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.spec.dtype],

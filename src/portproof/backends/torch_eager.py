@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Any, Callable
 
 import torch
@@ -12,6 +11,7 @@ from torch import nn
 from .. import numerics
 from ..config import TargetSpec
 from ..errors import DeviceUnavailableError
+from ..module_copy import cast_copy
 from ..numerics import TF32_DEVICES
 from ..precision import keep_fp32
 from .base import Tensors, cast_inputs, check_device, device_name, make_current, synchronize
@@ -49,9 +49,9 @@ class EagerBackend:
         make_current(self.device)
         if self.spec.keep_fp32:  # the named modules stay fp32 (precision.py); the others take the dtype
             cast = self.parameter_dtype if self.spec.dtype in CAST_DTYPES else None
-            self.model = keep_fp32(copy.deepcopy(model).to(self.device), self.spec.keep_fp32, cast).eval()
+            self.model = keep_fp32(cast_copy(model, self.device), self.spec.keep_fp32, cast).eval()
         else:
-            self.model = copy.deepcopy(model).to(device=self.device, dtype=self.parameter_dtype).eval()
+            self.model = cast_copy(model, self.device, self.parameter_dtype).eval()
         if self.spec.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
