@@ -266,7 +266,8 @@ def _add_run_options(command: argparse.ArgumentParser, sweep: bool = False) -> N
     group = command.add_argument_group("reference and targets")
     group.add_argument("--reference", default=S, metavar="SPEC", help=f"[backend@]device[:index][/dtype] (default {TargetSpec().label})")
     group.add_argument("--target", action="append", default=S, metavar="SPEC",
-                       help="repeatable; e.g. npu, npu:0/fp16, cuda/amp-bf16, onnxruntime@cpu, compile@cpu; "
+                       help="repeatable; e.g. npu, npu:0/fp16, cuda/amp-bf16, onnxruntime@cpu, compile@cpu, "
+                            "compile@cuda/bf16+mode=max-autotune, cpu/bf16+fp32=head (README: Target specs); "
                             "auto (default) = every accelerator present")
     group.add_argument("--no-fp64-reference", action="store_true", default=S,
                        help="skip the float64 CPU run that measures the noise floor")
