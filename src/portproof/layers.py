@@ -384,8 +384,9 @@ class _Session:
     def _already_fed(self, actual: Any, reference: Any) -> bool:
         """Every tensor of `actual` is an unchanged copy this pass made of the matching reference tensor."""
         casts = self.role.casts
-        pairs = list(zip(tensor_elements(actual), tensor_elements(reference)))
-        return len(pairs) == len(tensor_elements(reference)) and all(
+        reference_elements = tensor_elements(reference)
+        pairs = list(zip(tensor_elements(actual), reference_elements))
+        return len(pairs) == len(reference_elements) and all(
             place == reference_place and casts.get(_identity(tensor), (None, None))[1] == _identity(reference_tensor)
             for (place, tensor), (reference_place, reference_tensor) in pairs
         )
