@@ -143,8 +143,8 @@ _TARGET_PATTERN = re.compile(
 
 def parse_target(text: str) -> TargetSpec:
     """`[backend@]device[:index][/dtype][+channels_last][+mode=MODE][+fp32=module,...]`, e.g. `npu:0/fp16`,
-    `onnxruntime@cpu`, `cuda/amp-bf16`, `cpu/bf16+fp32=head`, `compile@cuda/bf16+mode=max-autotune`; the backend, device and dtype must be ones a registered backend takes
-    (backends/registry.py)."""
+    `onnxruntime@cpu`, `cuda/amp-bf16`, `cpu/bf16+fp32=head`, `compile@cuda/bf16+mode=max-autotune`; the backend,
+    device, dtype and mode must be ones a registered backend takes (backends/registry.py)."""
     from .backends import registry
 
     base, *extras = text.strip().split("+")  # module names keep their case
