@@ -118,3 +118,18 @@ def test_the_fastest_passing_compile_configuration_is_tried_in_the_devices_compi
     assert targets[:3] == ["cpu", "compile@cpu", "compile@cpu+mode=reduce-overhead"]
     moded = result["rows"][2]
     assert code == 0 and moded["status"] == "PASS" and moded["median_ms"] > 0
+
+
+def test_a_compile_mode_is_budgeted_by_its_own_runs_and_never_inflates_the_default_modes_estimate():
+    from portproof.config import parse_target
+    from portproof.tune import _Budget
+
+    budget = _Budget(100.0, time.perf_counter())
+    default, autotune = parse_target("compile@cuda/bf16"), parse_target("compile@cuda/bf16+mode=max-autotune")
+    budget.record(parse_target("cuda"), 2.0)
+    assert budget.expected(default) == 12.0  # the baseline's time x a compiler's factor, before any compile ran
+    assert budget.expected(autotune) == 72.0  # and x max-autotune's factor on top
+    budget.record(default, 10.0)
+    assert budget.expected(autotune) == 60.0
+    budget.record(autotune, 70.0)
+    assert budget.expected(autotune) == 70.0 and budget.expected(parse_target("compile@cuda")) == 10.0

@@ -6,8 +6,8 @@ image inputs; then the fastest passing compile one in the device's other torch.c
 thread counts of the fastest passing ones) is judged exactly as `check` judges a target and timed the same
 way. Configurations that cannot run here are listed as skipped with the reason, without a run: a backend's
 own probe (not installed, no such device), and on the CPU a short matmul probe that finds a dtype the CPU
-only emulates. With `--budget`, cheap configurations go first (eager, then the
-exporters, then compilers) and the ones that would not finish in time are skipped and listed as such.
+only emulates. With `--budget`, cheap configurations go first (eager, then the exporters, then compilers)
+and the ones that would not finish in time are skipped and listed as such.
 With `--rescue`, a failing low-precision configuration gets a rescued variant (rescue.py), which can win.
 """
 
@@ -40,7 +40,9 @@ EMULATED_RATIO = 2.0  # a dtype whose probe matmul takes this many times fp32's 
 # torch.compile modes tried on the fastest passing compile configuration, per device: CUDA graphs cut the launch
 # overhead that dominates small batches on a GPU; max-autotune times Triton kernels (compiles several times slower)
 COMPILE_MODES = {"cuda": ("reduce-overhead", "max-autotune")}
-MODE_COST_FACTOR = {"max-autotune": 6.0}  # times a default compile's duration (vit_tiny on an H200: 68 s against 12 s)
+# a mode's expected duration, until one has run, in times its backend's default mode's (vit_tiny on an H200:
+# max-autotune's first call 68 s against 12 s)
+MODE_COST_FACTOR = {"max-autotune": 6.0}
 BASELINE = "eager"
 
 
@@ -199,20 +201,23 @@ class _Budget:
 
     def __init__(self, budget_s: float | None, clock: float):
         self.budget_s, self.clock = budget_s, clock
-        self.durations: dict[str, list[float]] = {}
+        self.durations: dict[tuple[str, str | None], list[float]] = {}  # by (backend, mode)
 
     def left(self) -> float:
         return math.inf if self.budget_s is None else self.budget_s - (time.perf_counter() - self.clock)
 
     def expected(self, spec: TargetSpec) -> float:
-        seen = self.durations.get(spec.backend)
+        seen = self.durations.get((spec.backend, spec.mode))
         if seen:
             return sum(seen) / len(seen)
-        baseline = self.durations.get(BASELINE)
-        return (baseline[0] if baseline else 0.0) * COST_FACTOR.get(spec.backend, 3.0)
+        in_default_mode = self.durations.get((spec.backend, None))
+        baseline = self.durations.get((BASELINE, None))
+        default = (sum(in_default_mode) / len(in_default_mode) if in_default_mode
+                   else (baseline[0] if baseline else 0.0) * COST_FACTOR.get(spec.backend, 3.0))
+        return default * MODE_COST_FACTOR.get(spec.mode, 1.0)
 
     def record(self, spec: TargetSpec, seconds: float) -> None:
-        self.durations.setdefault(spec.backend, []).append(seconds)
+        self.durations.setdefault((spec.backend, spec.mode), []).append(seconds)
 
 
 class _Tuner:
@@ -253,8 +258,7 @@ class _Tuner:
         for mode in modes:
             spec = replace(fastest, mode=mode)
             self.say(f"tune: {spec.label} at batch {self.batch_size} ({self._best()})")
-            if not self._skip_for_time(spec, factor=MODE_COST_FACTOR.get(mode, 1.0)):
-                self.evaluate(spec, self.threads)
+            self.evaluate(spec, self.threads)
 
     def rescue_failures(self) -> None:
         from .rescue import rescue
