@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import timm
@@ -181,3 +182,87 @@ def test_layer_metrics_and_output_metrics_agree_on_the_same_tensors(case):
     assert layer.max_abs_diff == pytest.approx(output.max_abs_diff, rel=1e-6)
     assert layer.mean_abs_diff == pytest.approx(output.mean_abs_diff, rel=1e-5)
     assert layer.target_nonfinite == output.target_nonfinite.total
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.drop = nn.Dropout(0.3)
+        self.out = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.out(self.drop(self.lin(x)))
+
+
+class Doubling(Residual):
+    def forward(self, x):
+        return self.out(self.drop(self.lin(x) * 2))  # where the reference's drop gets lin's output itself
+
+
+def test_a_target_whose_code_hands_a_pass_through_something_else_is_compared_as_it_runs():
+    torch.manual_seed(0)
+    reference = Residual().eval()
+    target = Doubling().eval()
+    target.load_state_dict(reference.state_dict())
+    report = compare_layers(reference, target, torch.randn(3, 4))
+    assert report.row("lin").accumulated.rel_l2 == 0.0
+    assert report.row("drop").accumulated.rel_l2 == pytest.approx(1.0)  # 2t against t
+    assert report.row("drop").local.rel_l2 == 0.0  # fed the reference's input, as every module in local mode
+    assert report.row("out").local.rel_l2 == 0.0 and report.row("out").accumulated.rel_l2 > 0.5
+    assert report.first_divergent_accumulated == "drop"
+
+
+def test_the_pass_leaves_nothing_for_the_garbage_collector(vit, images, monkeypatch):
+    """The model copy and the pass's state are freed when compare_layers returns, not kept in reference cycles
+    until a collection (the copy alone is the size of the model)."""
+    import gc
+    import weakref
+
+    from portproof import layers
+
+    made = []
+    start = layers._Session.__init__
+    monkeypatch.setattr(layers._Session, "__init__", lambda session, *args: (
+        start(session, *args), made.extend([weakref.ref(session), weakref.ref(session.backend.model)]))[0])
+    gc.collect()
+    gc.disable()
+    try:
+        compare_layers(vit, vit, images, target="cpu/bf16")
+        assert [ref() for ref in made] == [None, None]
+    finally:
+        gc.enable()
+
+
+class RecordsTF32(nn.Linear):
+    seen: list = []
+
+    def forward(self, x):
+        RecordsTF32.seen.append((x.device.type, torch.backends.cuda.matmul.allow_tf32))
+        return super().forward(x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 is a CUDA matmul mode")
+def test_a_tf32_targets_modules_run_with_tf32_and_the_references_without():
+    RecordsTF32.seen.clear()
+    model = nn.Sequential(RecordsTF32(8, 8), nn.ReLU(), RecordsTF32(8, 8)).eval()
+    before = torch.backends.cuda.matmul.allow_tf32
+    compare_layers(model, model, torch.randn(4, 8), target="cuda/tf32")
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    assert {flag for device, flag in RecordsTF32.seen if device == "cuda"} == {True}
+    assert {flag for device, flag in RecordsTF32.seen if device == "cpu"} == {before}
+
+
+def test_the_local_mode_alone_gives_the_local_rows_of_both(vit, images):
+    both = compare_layers(vit, vit, images, target="cpu/bf16")
+    local = compare_layers(vit, vit, images, target="cpu/bf16", modes=("local",))
+    # the same to the last bits or so: with both modes, the local one reuses ‖reference‖² (as a squared norm)
+    for alone, together in zip(local.rows, both.rows):
+        assert dataclasses.asdict(alone.local) == pytest.approx(dataclasses.asdict(together.local), rel=1e-12), alone.label
+    assert {row.accumulated.error for row in local.rows} == {"not compared: only the local mode ran"}
+    assert local.first_divergent == both.first_divergent and local.worst_local == both.worst_local
+    assert local.first_divergent_accumulated is None
+    accumulated = compare_layers(vit, vit, images, target="cpu/bf16", modes=("accumulated",))
+    assert [row.accumulated for row in accumulated.rows] == [row.accumulated for row in both.rows]  # it comes first
+    with pytest.raises(ConfigError, match="modes are accumulated and local"):
+        compare_layers(vit, vit, images, modes=("global",))

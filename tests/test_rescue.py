@@ -119,3 +119,18 @@ def test_keep_fp32_runs_the_named_modules_in_fp32_with_casts_around_them():
     assert seen == [(torch.float32, torch.float32)] and out.dtype == torch.bfloat16
     assert float((out.float() - reference).norm() / reference.norm()) < 0.01
     pickle.loads(pickle.dumps(model))  # a side's process receives the model by pickle
+
+
+def test_rescue_ranks_by_a_local_only_layer_pass(tmp_path, monkeypatch):
+    """Rescue ranks modules by their local error, so its layer pass runs the local mode only (two forwards, not three)."""
+    from portproof.session import Session
+
+    passes = []
+    layer_pass = Session.layer_pass
+    monkeypatch.setattr(Session, "layer_pass", lambda session, spec, **kwargs: passes.append(
+        layer_pass(session, spec, **kwargs)) or passes[-1])
+    code, summary = rescue(tmp_path, "toy_models:make_loses_digits", "cpu/bf16")
+    assert code == 0 and summary["rescue"]["outcome"] == "rescued" and len(passes) == 1
+    rows = passes[0].rows
+    assert rows and all(row.local.rel_l2 is not None for row in rows)
+    assert {row.accumulated.error for row in rows} == {"not compared: only the local mode ran"}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -32,10 +31,12 @@ from torch import nn
 
 from .backends.torch_eager import EagerBackend
 from .config import Criteria, TargetSpec
+from .layer_metrics import Scratch, layer_metrics
 from .results.layers import LayerMetrics, LayerReport, LayerRow
 from .errors import ConfigError, LayerPassError, PortproofError, describe
 from .models import first_argument
 
+MODES = ("accumulated", "local")
 MEMO_SIZE = 8  # recent tensor pairs remembered, to recognise pass-through modules
 TOP_COUNT = 10
 ROOT_NAME = "(model)"
@@ -48,6 +49,7 @@ def compare_layers(
     target: TargetSpec | str = TargetSpec(),
     criteria: Criteria = Criteria(),
     notes: tuple[str, ...] = (),
+    modes: tuple[str, ...] = MODES,
 ) -> LayerReport:
     """Compare two models with the same module names, module by module, on one batch of inputs.
 
@@ -55,19 +57,23 @@ def compare_layers(
     first argument. `reference_model` runs as given, on the device and in the dtype where it is, and `inputs`
     must be there too; a copy of `target_model` runs on the target's device and dtype (floating inputs cast
     to it, integer ones as they are). Neither model is changed (the reference is put in eval mode).
+    `modes`: one of them alone saves a target forward and its metrics (rescue ranks by the local mode only);
+    the other mode's metrics then say "not compared: only the local mode ran".
     """
     from .config import parse_target
 
     spec = parse_target(target) if isinstance(target, str) else target
     if spec.backend != "eager":
         raise ConfigError(f"compare_layers runs eager PyTorch targets; got {spec.label}")
+    if not modes or not set(modes) <= set(MODES):
+        raise ConfigError(f"the layer pass's modes are accumulated and local; got {', '.join(modes) or 'none'}")
     check_same_names(reference_model, target_model)
     if isinstance(inputs, torch.Tensor):
         inputs = {first_argument(reference_model): inputs}
     with _cyclic_gc_paused():
         backend = EagerBackend(spec)
         backend.prepare(target_model, inputs)  # a copy, on the target's device and dtype
-        session = _Session(reference_model.eval(), backend, dict(inputs))  # hooks are removed when it ends
+        session = _Session(reference_model.eval(), backend, dict(inputs), modes)  # hooks are removed when it ends
         rows = session.run()
     samples = next(iter(inputs.values())).shape[0]
     return report_from_rows(spec.label, samples, criteria, rows, notes + session.notes)
@@ -98,82 +104,6 @@ def check_same_names(reference_model: nn.Module, target_model: nn.Module) -> Non
             f"only in the reference: {', '.join(only_reference) or 'none'}; only in the target: {', '.join(only_target) or 'none'}"
             + ("" if only_reference or only_target else "; the same names come in another order")
         )
-
-
-# --- metrics -------------------------------------------------------------------------------------------
-
-
-class Scratch:
-    """Reusable float32 buffers for layer_metrics. A fresh multi-megabyte temporary for every module
-    output costs page faults that, measured, outweigh the arithmetic on it."""
-
-    def __init__(self):
-        self._buffers: dict[str, torch.Tensor] = {}
-
-    def flat(self, tensor: torch.Tensor, slot: str, device: torch.device | None = None) -> torch.Tensor:
-        """`tensor` flattened, as float32 on `device`: itself when it already is, else a copy in the slot."""
-        tensor = tensor.detach()
-        device = tensor.device if device is None else device
-        if tensor.dtype == torch.float32 and tensor.device == device and tensor.is_contiguous():
-            return tensor.view(-1)
-        buffer = self._buffers.get(slot)
-        if buffer is None or buffer.numel() < tensor.numel() or buffer.device != device:
-            buffer = self._buffers[slot] = torch.empty(tensor.numel(), dtype=torch.float32, device=device)
-        flat = buffer[: tensor.numel()]
-        flat.view(tensor.shape).copy_(tensor)
-        return flat
-
-    def take(self, slot: str, like: torch.Tensor) -> torch.Tensor:
-        buffer = self._buffers.get(slot)
-        if buffer is None or buffer.numel() < like.numel() or buffer.device != like.device:
-            buffer = self._buffers[slot] = torch.empty(like.numel(), dtype=torch.float32, device=like.device)
-        return buffer[: like.numel()]
-
-
-def layer_metrics(reference: torch.Tensor, target: torch.Tensor, reference_sq: float | None = None,
-                  scratch: Scratch | None = None) -> LayerMetrics:
-    """The accumulated/local metrics of one module output, with compare.py's conventions (non-finite
-    elements counted and left out, both-zero cosine 1).
-
-    This runs for every module call, so it is built for speed: float32 on the tensors' own device, one
-    difference and five reductions, the sums combined in float64. Non-finite values show up in the sums,
-    and only then is the slower masked path taken. `reference_sq`, ‖reference‖² when already known,
-    saves a reduction (both modes compare against the same reference output).
-    """
-    shape, dtype = tuple(target.shape), str(target.dtype).replace("torch.", "")
-    if reference.shape != target.shape:
-        return LayerMetrics(target_shape=shape, target_dtype=dtype, error=f"shape {list(target.shape)} differs from {list(reference.shape)}")
-    if reference.numel() == 0:
-        return LayerMetrics(1.0, 0.0, 0.0, 0.0, 0, 0, shape, dtype)
-    scratch = scratch or Scratch()
-    ref = scratch.flat(reference, "reference")
-    tgt = scratch.flat(target, "target", ref.device)
-    diff = torch.sub(tgt, ref, out=scratch.take("difference", ref))
-    err2, cross = torch.dot(diff, diff), torch.dot(ref, diff)  # BLAS dots: the fastest reductions measured
-    magnitude = diff.abs_()  # in place: the signed difference is not needed any more
-    ref_dot = torch.dot(ref, ref) if reference_sq is None else err2
-    err2, cross, abs_sum, max_abs, ref2 = torch.stack([err2, cross, magnitude.sum(), magnitude.max(), ref_dot]).double().tolist()
-    ref2 = ref2 if reference_sq is None else reference_sq
-    counts = (0, 0)
-    if not all(map(math.isfinite, (ref2, err2, cross))):
-        ref_finite, tgt_finite = torch.isfinite(ref), torch.isfinite(tgt)
-        counts = tuple(torch.stack([(~ref_finite).sum(), (~tgt_finite).sum()]).tolist())
-        keep = ref_finite & tgt_finite
-        if not bool(keep.any()):
-            return LayerMetrics(None, None, None, None, counts[0], counts[1], shape, dtype)
-        ref, diff = ref[keep].double(), tgt[keep].double() - ref[keep].double()
-        ref2, err2, cross = float(ref.dot(ref)), float(diff.dot(diff)), float(ref.dot(diff))
-        abs_sum, max_abs = float(diff.abs().sum()), float(diff.abs().max())
-    tgt2 = max(ref2 + 2 * cross + err2, 0.0)  # ‖t‖² = ‖r + d‖², without cancellation when d is small
-    if ref2 == 0 and tgt2 == 0:
-        cosine = 1.0
-    elif ref2 == 0 or tgt2 == 0:
-        cosine = 0.0
-    else:
-        cosine = max(-1.0, min(1.0, (ref2 + cross) / math.sqrt(ref2 * tgt2)))
-    rel_l2 = math.sqrt(err2 / ref2) if ref2 > 0 else (0.0 if err2 == 0 else math.inf)
-    elements = ref.numel()
-    return LayerMetrics(cosine, rel_l2, max_abs, abs_sum / elements, counts[0], counts[1], shape, dtype, None, math.sqrt(ref2))
 
 
 def tensor_elements(value: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -226,8 +156,8 @@ class _Relay:
         self._main = greenlet.getcurrent()
         self._producer = greenlet.greenlet(producer)
         self._consumers = [greenlet.greenlet(c) for c in consumers]
-        # a context manager factory for the state the consumers run under: autocast is per OS thread, so
-        # the targets' autocast is entered for their turns only
+        # a context manager factory for the state the consumers run under: autocast is per OS thread and
+        # TF32/HF32 flags are global, so the targets' settings are entered for their turns only
         self._enter_consumer = enter_consumer
         self.errors: dict[int, BaseException] = {}  # -1 the producer, else the consumer's index
 
@@ -285,12 +215,13 @@ class _Session:
 
     ACCUMULATED, LOCAL = 0, 1
 
-    def __init__(self, reference: nn.Module, backend: EagerBackend, inputs: dict[str, torch.Tensor]):
+    def __init__(self, reference: nn.Module, backend: EagerBackend, inputs: dict[str, torch.Tensor], modes: tuple[str, ...]):
         self.reference = reference
         self.backend = backend
         self.inputs = inputs
-        self.relay = _Relay(self._run_reference, (lambda: self._run_target(self.ACCUMULATED),
-                                                    lambda: self._run_target(self.LOCAL)), self.backend.autocast)
+        self.modes = [mode for mode in (self.ACCUMULATED, self.LOCAL) if MODES[mode] in modes]  # one consumer each
+        self.relay = _Relay(self._run_reference, [lambda mode=mode: self._run_target(mode) for mode in self.modes],
+                            lambda: _target_settings(backend))
         self.roles: dict = {}  # per coroutine: mode, call counts, stack of keys, memo, casts
         self.reference_squares: dict = {}  # reference output identity -> (‖r‖², r), shared by the two modes
         self.scratch = Scratch()
@@ -309,7 +240,7 @@ class _Session:
         for index, error in self.relay.errors.items():
             if isinstance(error, (PortproofError, KeyboardInterrupt)):
                 raise error
-            role = {-1: "reference", self.ACCUMULATED: "accumulated", self.LOCAL: "local"}[index]
+            role = "reference" if index == -1 else MODES[self.modes[index]]
             raise LayerPassError(f"the layer pass failed in its {role} run: {describe(error)}")
         return self._rows()
 
@@ -483,15 +414,26 @@ class _Session:
     def _rows(self) -> list[LayerRow]:
         aborted_at = next((k for (mode, k), m in self.results.items()
                            if mode == self.ACCUMULATED and m.error and m.error.startswith("raised")), None)
+        missing = {mode: LayerMetrics(error=f"not compared: only the {MODES[self.modes[0]]} mode ran")
+                   for mode in (self.ACCUMULATED, self.LOCAL) if mode not in self.modes}
         rows = []
         for order, (key, element, module_type, (shape, dtype)) in enumerate(self.order):
             label = key + element
-            missing = LayerMetrics(error=f"not reached: {aborted_at} raised first" if aborted_at else "not compared")
-            accumulated = self.results.get((self.ACCUMULATED, label)) or self.results.get((self.ACCUMULATED, key)) or missing
-            local = self.results.get((self.LOCAL, label)) or self.results.get((self.LOCAL, key)) or LayerMetrics(
-                error="not reached: a container around it raised")
+            missing_accumulated = missing.get(self.ACCUMULATED) or LayerMetrics(
+                error=f"not reached: {aborted_at} raised first" if aborted_at else "not compared")
+            accumulated = (self.results.get((self.ACCUMULATED, label)) or self.results.get((self.ACCUMULATED, key))
+                           or missing_accumulated)
+            local = self.results.get((self.LOCAL, label)) or self.results.get((self.LOCAL, key)) or missing.get(
+                self.LOCAL) or LayerMetrics(error="not reached: a container around it raised")
             rows.append(LayerRow(order, key, element, module_type, shape, dtype, accumulated, local))
         return rows
+
+
+@contextlib.contextmanager
+def _target_settings(backend: EagerBackend):
+    """What the target's forward runs under besides no_grad: its autocast and its TF32/HF32 matmul mode."""
+    with backend.autocast(), backend.matmul_mode():
+        yield
 
 
 class _Aborted(Exception):

@@ -28,13 +28,19 @@ _CONTAINERS = (dict, OrderedDict, set, list)  # copied as new empty ones when em
 def cast_copy(model: nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> nn.Module:
     """A deep copy of `model` on `device`, its floating parameters and buffers in `dtype` (None: unchanged)."""
     memo: dict[int, object] = {}
+    subclassed = False
     for tensor in itertools.chain(model.parameters(), model.buffers()):
-        if type(tensor) not in (nn.Parameter, torch.Tensor) or id(tensor) in memo:
-            continue  # a subclass is deep-copied as itself, then moved by .to() below
+        if type(tensor) not in (nn.Parameter, torch.Tensor):
+            subclassed = True  # deep-copied as itself, then moved by .to() below
+            continue
+        if id(tensor) in memo:
+            continue
         moved = tensor.detach().to(device=device, dtype=dtype if tensor.is_floating_point() else None, copy=True)
         memo[id(tensor)] = nn.Parameter(moved, requires_grad=tensor.requires_grad) if type(tensor) is nn.Parameter else moved
     copied = _copy_module(model, memo)
-    return copied.to(device=device, dtype=dtype)  # what a module's own _apply() moves besides; a no-op for the rest
+    if subclassed or not all(_plain(type(module)) and type(module)._apply is nn.Module._apply for module in model.modules()):
+        copied = copied.to(device=device, dtype=dtype)  # what deepcopy or a module's own _apply() left to move
+    return copied
 
 
 def _copy_module(module: nn.Module, memo: dict) -> nn.Module:

@@ -37,7 +37,7 @@ def rescue(session: Session, spec: TargetSpec, progress: Callable[..., None] | N
         return _result(spec, ALREADY_PASSES, before, None, 0, 0, "it passes as it is: nothing to keep in fp32")
     if before.status == "ERROR":
         return _result(spec, CANNOT_RUN, before, None, 0, 0, f"it does not run, so no precision can rescue it: {before.error}")
-    ranking = ranked_modules(session.layer_pass(spec))
+    ranking = ranked_modules(session.layer_pass(spec, modes=("local",)))  # the ranking needs no accumulated mode
     if not ranking:
         return _result(spec, NOT_RESCUED, before, None, 0, 0, "the layer pass compared no module, so there is nothing "
                        "to rank and keep in fp32")

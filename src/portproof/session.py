@@ -279,9 +279,9 @@ class Session:
         keep = self.input_set.tensors[mask_name] != 0
         return keep if self.reference_outputs[name].shape[:keep.dim()] == keep.shape else None
 
-    def layer_pass(self, spec: TargetSpec) -> LayerReport:
-        """The module-by-module comparison of one target, on every sample in one batch. A failure of the
-        layer pass is reported in it and does not change the target's verdict."""
+    def layer_pass(self, spec: TargetSpec, modes: tuple[str, ...] = ("accumulated", "local")) -> LayerReport:
+        """The module-by-module comparison of one target, on every sample in one batch, in `modes` (see
+        layers.compare_layers). A failure of the layer pass is reported in it and does not change the target's verdict."""
         config, samples, label = self.config, self.input_set.tensors, spec.label
         count = self.input_set.num_samples
         notes: tuple[str, ...] = tuple(
@@ -300,7 +300,7 @@ class Session:
             spec = replace(spec, backend="eager")
         try:
             report = worker.run(sides.run_layer_pass, (config.reference, self.loaded.network, samples, spec, mode,
-                                                       config.criteria, notes),
+                                                       config.criteria, notes, modes),
                                 label=f"the layer pass of {spec.label}", **self._side_settings(spec))
             return replace(report, target=label)  # a compile target's pass ran eagerly, but is that target's
         except Exception as error:  # the target's verdict stands; the layer pass says why it has no rows

@@ -104,8 +104,10 @@ def predict(backend, task: AccuracyPass, step: str, progress: Callable[..., None
 
 
 def run_layer_pass(reference: TargetSpec, network: nn.Module, samples: Tensors, target: TargetSpec, mode: str,
-                   criteria: Criteria, notes: tuple[str, ...], *, progress: Callable[..., None] | None = None) -> LayerReport:
-    """The layer pass of one target ("eager" or "graph", as its backend declares) against an eager reference."""
+                   criteria: Criteria, notes: tuple[str, ...], modes: tuple[str, ...], *,
+                   progress: Callable[..., None] | None = None) -> LayerReport:
+    """The layer pass of one target ("eager" or "graph", as its backend declares) against an eager reference;
+    `modes` as compare_layers takes them (a graph has the accumulated mode only)."""
     from .layers import compare_layers
     from .layers_onnx import compare_layers_onnx
 
@@ -114,4 +116,4 @@ def run_layer_pass(reference: TargetSpec, network: nn.Module, samples: Tensors, 
     placed = reference_backend.place(samples)
     if mode == "graph":
         return compare_layers_onnx(reference_backend.model, placed, target, criteria, notes)
-    return compare_layers(reference_backend.model, network, placed, target, criteria, notes)
+    return compare_layers(reference_backend.model, network, placed, target, criteria, notes, modes)
