@@ -58,7 +58,7 @@ def compare_layers(
     must be there too; a copy of `target_model` runs on the target's device and dtype (floating inputs cast
     to it, integer ones as they are). Neither model is changed (the reference is put in eval mode).
     `modes`: one of them alone saves a target forward and its metrics (rescue ranks by the local mode only);
-    the other mode's metrics then say "not compared: only the local mode ran".
+    the other mode's metrics then say "not compared: only the local mode ran" (or "accumulated").
     """
     from .config import parse_target
 
