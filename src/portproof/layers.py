@@ -10,7 +10,7 @@ module's second call in one forward):
   own: for a leaf, the error of its computation; for a container, the error of its own code between its
   children (residual additions, attention arithmetic), since its children's outputs are the reference's.
 
-Streaming, in one reference forward: the reference's forward and the two target passes run as coroutines
+Streaming, in one reference forward: the reference's forward and a target pass per mode run as coroutines
 (greenlets) on one thread, in step (see _Relay): the reference publishes each module's inputs and output
 as it happens, and each target pass reads them in the same order. What is held at any time is one
 module's inputs or output of the reference (not copied), the target's tensors alive in its own forward,
@@ -32,11 +32,10 @@ from torch import nn
 from .backends.torch_eager import EagerBackend
 from .config import Criteria, TargetSpec
 from .layer_metrics import Scratch, layer_metrics
-from .results.layers import LayerMetrics, LayerReport, LayerRow
+from .results.layers import MODES, LayerMetrics, LayerReport, LayerRow
 from .errors import ConfigError, LayerPassError, PortproofError, describe
 from .models import first_argument
 
-MODES = ("accumulated", "local")
 MEMO_SIZE = 8  # recent tensor pairs remembered, to recognise pass-through modules
 TOP_COUNT = 10
 ROOT_NAME = "(model)"
@@ -414,17 +413,15 @@ class _Session:
     def _rows(self) -> list[LayerRow]:
         aborted_at = next((k for (mode, k), m in self.results.items()
                            if mode == self.ACCUMULATED and m.error and m.error.startswith("raised")), None)
-        missing = {mode: LayerMetrics(error=f"not compared: only the {MODES[self.modes[0]]} mode ran")
-                   for mode in (self.ACCUMULATED, self.LOCAL) if mode not in self.modes}
+        not_run = LayerMetrics(error=f"not compared: only the {MODES[self.modes[0]]} mode ran")
+        missing = {self.ACCUMULATED: LayerMetrics(error=f"not reached: {aborted_at} raised first" if aborted_at else "not compared"),
+                   self.LOCAL: LayerMetrics(error="not reached: a container around it raised")}
+        missing.update({mode: not_run for mode in missing if mode not in self.modes})
         rows = []
         for order, (key, element, module_type, (shape, dtype)) in enumerate(self.order):
             label = key + element
-            missing_accumulated = missing.get(self.ACCUMULATED) or LayerMetrics(
-                error=f"not reached: {aborted_at} raised first" if aborted_at else "not compared")
-            accumulated = (self.results.get((self.ACCUMULATED, label)) or self.results.get((self.ACCUMULATED, key))
-                           or missing_accumulated)
-            local = self.results.get((self.LOCAL, label)) or self.results.get((self.LOCAL, key)) or missing.get(
-                self.LOCAL) or LayerMetrics(error="not reached: a container around it raised")
+            accumulated, local = (self.results.get((mode, label)) or self.results.get((mode, key)) or missing[mode]
+                                  for mode in (self.ACCUMULATED, self.LOCAL))
             rows.append(LayerRow(order, key, element, module_type, shape, dtype, accumulated, local))
         return rows
 

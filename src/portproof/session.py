@@ -26,6 +26,7 @@ from .config import ISOLATION_MODES, CheckConfig, TargetSpec
 from .errors import ConfigError, PortproofError, ReferenceRunError
 from .report import CAPTURED_OUTPUT_FILE
 from .results import CheckResult, InputInfo, LayerReport, ModelInfo, ReferenceResult, TargetResult
+from .results.layers import MODES as LAYER_MODES
 
 # progress(message) says a step begins; progress(message, done, total) that the step so named is done/total
 # of the way. The session only calls it; the CLI decides what (if anything) the user sees.
@@ -279,7 +280,7 @@ class Session:
         keep = self.input_set.tensors[mask_name] != 0
         return keep if self.reference_outputs[name].shape[:keep.dim()] == keep.shape else None
 
-    def layer_pass(self, spec: TargetSpec, modes: tuple[str, ...] = ("accumulated", "local")) -> LayerReport:
+    def layer_pass(self, spec: TargetSpec, modes: tuple[str, ...] = LAYER_MODES) -> LayerReport:
         """The module-by-module comparison of one target, on every sample in one batch, in `modes` (see
         layers.compare_layers). A failure of the layer pass is reported in it and does not change the target's verdict."""
         config, samples, label = self.config, self.input_set.tensors, spec.label

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from ..config import Criteria
 
+MODES = ("accumulated", "local")  # the layer pass's two ways of comparing (layers.py says what each is)
+
 
 @dataclass(frozen=True)
 class LayerMetrics:
